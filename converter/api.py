@@ -1,0 +1,179 @@
+"""The Python API: ``convert`` runs one ConversionRequest end to end.
+
+Data flows one way: reader -> in-memory model -> transforms -> writer. The
+supported (input, output) pairs are the keys of the reader and writer tables,
+not an if/elif chain.
+"""
+
+import dataclasses
+import os
+from typing import Callable, Dict, List, Tuple
+
+from converter import request as rq
+from converter.errors import UsageError
+from converter.model import LayersModel
+from converter.output import atomic_directory, atomic_file
+from converter.readers.detect import detect_input_format
+from converter.transforms import layers as lt
+
+
+def _read_keras_h5(path: str) -> LayersModel:
+    from converter.readers.keras_h5 import read_keras_h5
+    return read_keras_h5(path)
+
+
+def _read_keras_v3(path: str) -> LayersModel:
+    from converter.readers.keras_v3 import read_keras_v3
+    return read_keras_v3(path)
+
+
+def _read_tfjs_layers(path: str) -> LayersModel:
+    from converter.readers.tfjs_layers import read_tfjs_layers
+    return read_tfjs_layers(path)
+
+
+def _write_tfjs_layers(model: LayersModel, path: str, request: rq.ConversionRequest) -> None:
+    from converter.writers.tfjs_layers import write_tfjs_layers
+    with atomic_directory(path) as tmp:
+        write_tfjs_layers(model, tmp, request.shard_size())
+
+
+def _write_keras_h5(model: LayersModel, path: str, request: rq.ConversionRequest) -> None:
+    from converter.writers.keras import write_keras_h5
+    with atomic_file(path) as tmp:
+        write_keras_h5(model, tmp)
+
+
+def _write_keras_v3(model: LayersModel, path: str, request: rq.ConversionRequest) -> None:
+    from converter.writers.keras import write_keras_v3
+    with atomic_file(path) as tmp:
+        write_keras_v3(model, tmp)
+
+
+# Readers and writers of the layers path; every reader pairs with every writer.
+# Imports are lazy so a conversion loads only the modules it uses.
+_LAYERS_READERS: Dict[str, Callable[[str], LayersModel]] = {
+    rq.KERAS: _read_keras_h5,
+    rq.KERAS_KERAS: _read_keras_v3,
+    rq.TFJS_LAYERS_MODEL: _read_tfjs_layers,
+}
+_LAYERS_WRITERS = {
+    rq.TFJS_LAYERS_MODEL: _write_tfjs_layers,
+    rq.KERAS: _write_keras_h5,
+    rq.KERAS_KERAS: _write_keras_v3,
+}
+
+# Options that only mean something for some formats: (field, applies?, what it needs).
+_SCOPED_OPTIONS: List[Tuple[str, Callable[[str, str], bool], str]] = [
+    ("weight_shard_size_bytes", lambda i, o: o in rq.TFJS_OUTPUTS, "a TF.js output format"),
+    ("split_weights_by_layer", lambda i, o: o == rq.TFJS_LAYERS_MODEL, "--output_format tfjs_layers_model"),
+    ("metadata", lambda i, o: o in rq.TFJS_OUTPUTS, "a TF.js output format"),
+    ("quantize_float16", lambda i, o: o in rq.TFJS_OUTPUTS, "a TF.js output format"),
+    ("quantize_uint8", lambda i, o: o in rq.TFJS_OUTPUTS, "a TF.js output format"),
+    ("quantize_uint16", lambda i, o: o in rq.TFJS_OUTPUTS, "a TF.js output format"),
+    ("signature_name", lambda i, o: i in (rq.TF_SAVED_MODEL, rq.TF_HUB),
+     "--input_format tf_saved_model or tf_hub"),
+    ("output_node_names", lambda i, o: i == rq.TF_FROZEN_MODEL, "--input_format tf_frozen_model"),
+    ("control_flow_v2", lambda i, o: o == rq.TFJS_GRAPH_MODEL, "--output_format tfjs_graph_model"),
+    ("use_structured_outputs_names", lambda i, o: o == rq.TFJS_GRAPH_MODEL,
+     "--output_format tfjs_graph_model"),
+    ("skip_op_check", lambda i, o: o == rq.TFJS_GRAPH_MODEL, "--output_format tfjs_graph_model"),
+]
+_DEFAULTS = rq.field_defaults()
+
+
+def resolve_formats(request: rq.ConversionRequest) -> Tuple[str, str]:
+    """The (input, output) format pair of ``request``, detected or inferred when omitted."""
+    in_fmt = request.input_format or detect_input_format(request.input_path)
+    if in_fmt not in rq.INPUT_FORMATS:
+        raise UsageError("unknown --input_format %r (choose from %s)" % (in_fmt, ", ".join(rq.INPUT_FORMATS)))
+    out_fmt = request.output_format or rq.DEFAULT_OUTPUT_FORMAT[in_fmt]
+    if out_fmt not in rq.OUTPUT_FORMATS:
+        raise UsageError("unknown --output_format %r (choose from %s)" % (out_fmt, ", ".join(rq.OUTPUT_FORMATS)))
+    return in_fmt, out_fmt
+
+
+def supported_pairs() -> List[Tuple[str, str]]:
+    return [(i, o) for i in _LAYERS_READERS for o in _LAYERS_WRITERS]
+
+
+def _check_options(request: rq.ConversionRequest, in_fmt: str, out_fmt: str) -> None:
+    for name, applies, needs in _SCOPED_OPTIONS:
+        if getattr(request, name) != _DEFAULTS[name] and not applies(in_fmt, out_fmt):
+            raise UsageError("--%s applies only with %s (converting %s to %s)"
+                             % (name, needs, in_fmt, out_fmt))
+    if request.weight_shard_size_bytes is not None:
+        from converter.weights.writer import check_shard_size
+        check_shard_size(request.weight_shard_size_bytes)
+    if os.path.abspath(request.input_path) == os.path.abspath(request.output_path):
+        raise UsageError("output path %s is the input path; choose another" % request.output_path)
+
+
+@dataclasses.dataclass(frozen=True)
+class ConversionResult:
+    """What a conversion produced."""
+
+    input_format: str
+    output_format: str
+    output_path: str
+    num_weights: int
+    num_groups: int
+
+
+def _convert_layers(request: rq.ConversionRequest, in_fmt: str, out_fmt: str) -> ConversionResult:
+    model = _LAYERS_READERS[in_fmt](request.input_path)
+    patterns = request.quantization_patterns()
+    # The transforms, in order:
+    # 1. Dequantize when the output is a Keras file (float weights only) or when
+    #    requantizing, so new quantization starts from the values TF.js sees.
+    if out_fmt not in rq.TFJS_OUTPUTS or patterns:
+        model = lt.dequantize(model)
+    # 2. Quantize before grouping: grouping only moves tensors.
+    if patterns:
+        model = lt.quantize_weights(model, patterns, request.input_path)
+    # 3. Group: by layer on request, else one group (a TF.js input may come split).
+    if out_fmt == rq.TFJS_LAYERS_MODEL:
+        model = lt.split_by_layer(model) if request.split_weights_by_layer else lt.merge_groups(model)
+    # 4. Metadata last: it never depends on weights.
+    model = lt.add_metadata(model, lt.load_metadata(request.metadata))
+    _LAYERS_WRITERS[out_fmt](model, request.output_path, request)
+    return ConversionResult(in_fmt, out_fmt, request.output_path,
+                            len(model.tensors()), len(model.groups))
+
+
+def run(request: rq.ConversionRequest) -> ConversionResult:
+    """Runs ``request``.
+
+    Raises:
+      ConversionError: any failure; the previous output is then untouched.
+    """
+    in_fmt, out_fmt = resolve_formats(request)
+    _check_options(request, in_fmt, out_fmt)
+    if in_fmt in _LAYERS_READERS and out_fmt in _LAYERS_WRITERS:
+        return _convert_layers(request, in_fmt, out_fmt)
+    raise UsageError(
+        "converting %s to %s is not supported yet; supported pairs: %s"
+        % (in_fmt, out_fmt, ", ".join("%s->%s" % p for p in supported_pairs())))
+
+
+def convert(input_path: str, output_path: str, **options) -> ConversionResult:
+    """Converts ``input_path`` to ``output_path``.
+
+    Args:
+      input_path: source model file or directory.
+      output_path: output directory (TF.js formats) or file (Keras formats).
+      **options: any field of ``ConversionRequest`` (``input_format``,
+        ``output_format``, ``quantize_uint8=("conv*",)``, ...), with its defaults.
+
+    Returns:
+      A ConversionResult.
+
+    Raises:
+      ConversionError: on any failure; the previous output is then untouched.
+    """
+    known = {f.name for f in dataclasses.fields(rq.ConversionRequest)}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise UsageError("unknown option(s) %s" % ", ".join(unknown))
+    return run(rq.ConversionRequest(input_path=os.fspath(input_path),
+                                    output_path=os.fspath(output_path), **options))

@@ -1,0 +1,1 @@
+"""Readers: turn a source model into the in-memory model of converter.model."""

@@ -1,0 +1,69 @@
+"""Detects the format of a source model from its bytes and layout, never its name alone."""
+
+import json
+import os
+import zipfile
+
+from converter import request as rq
+from converter.errors import InvalidModelError
+from converter.weights import format as wf
+
+_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
+
+def _is_hdf5(path: str) -> bool:
+    # HDF5 allows a user block, so the signature may also sit at 512, 1024, ...
+    with open(path, "rb") as f:
+        offset = 0
+        size = os.fstat(f.fileno()).st_size
+        while offset + 8 <= size:
+            f.seek(offset)
+            if f.read(8) == _HDF5_SIGNATURE:
+                return True
+            offset = 512 if offset == 0 else offset * 2
+    return False
+
+
+def _model_json_format(path: str) -> str:
+    try:
+        with open(path, "rb") as f:
+            doc = json.loads(f.read())
+    except (ValueError, UnicodeDecodeError) as e:
+        raise InvalidModelError("%s: not valid JSON (%s)" % (path, e)) from None
+    fmt = doc.get(wf.FORMAT) if isinstance(doc, dict) else None
+    if fmt == wf.GRAPH_MODEL_FORMAT:
+        raise InvalidModelError("%s: a TF.js graph model cannot be an input (only layers models "
+                                "convert back)" % path)
+    return rq.TFJS_LAYERS_MODEL
+
+
+def detect_input_format(path: str) -> str:
+    """Returns the input format name of ``path``.
+
+    Raises:
+      InvalidModelError: ``path`` does not exist or is no known model format.
+    """
+    if not os.path.exists(path):
+        raise InvalidModelError("%s: no such file or directory" % path)
+    if os.path.isdir(path):
+        names = set(os.listdir(path))
+        if wf.MODEL_JSON in names:
+            return _model_json_format(os.path.join(path, wf.MODEL_JSON))
+        if "tfhub_module.pb" in names:
+            return rq.TF_HUB
+        if "saved_model.pb" in names or "saved_model.pbtxt" in names:
+            if os.path.exists(os.path.join(path, "keras_metadata.pb")):
+                return rq.KERAS_SAVED_MODEL
+            return rq.TF_SAVED_MODEL
+        raise InvalidModelError("%s: directory holds no model.json, saved_model.pb or "
+                                "tfhub_module.pb; cannot tell its format" % path)
+    if _is_hdf5(path):
+        return rq.KERAS
+    if zipfile.is_zipfile(path):
+        return rq.KERAS_KERAS
+    if path.endswith(".json"):
+        return _model_json_format(path)
+    if path.endswith(".pb"):
+        return rq.TF_FROZEN_MODEL
+    raise InvalidModelError("%s: not an HDF5 file, .keras archive, model.json or .pb; pass "
+                            "--input_format" % path)

@@ -1,0 +1,114 @@
+"""The conversion request: every option with its one default.
+
+The CLI, the Python API, the Bazel worker and the rules all build a
+``ConversionRequest``; nothing else holds a default.
+"""
+
+import dataclasses
+from typing import Dict, Optional, Tuple
+
+from converter.errors import UsageError
+from converter.weights import format as wf
+
+# Format names, as the official tensorflowjs_converter spells them.
+KERAS = "keras"                           # Keras HDF5 (.h5), Keras 2 or 3
+KERAS_KERAS = "keras_keras"               # Keras 3 .keras archive
+KERAS_SAVED_MODEL = "keras_saved_model"   # tf.keras model saved as a SavedModel
+TF_SAVED_MODEL = "tf_saved_model"
+TF_HUB = "tf_hub"
+TF_FROZEN_MODEL = "tf_frozen_model"
+TFJS_LAYERS_MODEL = "tfjs_layers_model"
+TFJS_GRAPH_MODEL = "tfjs_graph_model"
+
+INPUT_FORMATS = (KERAS, KERAS_KERAS, KERAS_SAVED_MODEL, TF_SAVED_MODEL, TF_HUB,
+                 TF_FROZEN_MODEL, TFJS_LAYERS_MODEL)
+OUTPUT_FORMATS = (TFJS_LAYERS_MODEL, TFJS_GRAPH_MODEL, KERAS, KERAS_KERAS, KERAS_SAVED_MODEL)
+
+# The output format used when none is given, per input format.
+DEFAULT_OUTPUT_FORMAT = {
+    KERAS: TFJS_LAYERS_MODEL,
+    KERAS_KERAS: TFJS_LAYERS_MODEL,
+    KERAS_SAVED_MODEL: TFJS_LAYERS_MODEL,
+    TF_SAVED_MODEL: TFJS_GRAPH_MODEL,
+    TF_HUB: TFJS_GRAPH_MODEL,
+    TF_FROZEN_MODEL: TFJS_GRAPH_MODEL,
+    TFJS_LAYERS_MODEL: KERAS,
+}
+
+TFJS_OUTPUTS = (TFJS_LAYERS_MODEL, TFJS_GRAPH_MODEL)
+QUANTIZE_DTYPES = ("float16", "uint8", "uint16")
+
+# Patterns value meaning "every weight no other pattern claims" (a quantize flag
+# given without a value).
+ALL_WEIGHTS: Tuple[str, ...] = ()
+# How the CLI spells ALL_WEIGHTS internally after normalizing argv (no weight
+# name can contain a NUL, so no real pattern collides with it).
+ALL_WEIGHTS_FLAG_VALUE = "\0all"
+
+
+@dataclasses.dataclass(frozen=True)
+class ConversionRequest:
+    """One conversion and all its options.
+
+    Attributes:
+      input_path: source model file or directory.
+      output_path: output directory (TF.js outputs) or file (Keras outputs).
+      input_format: one of INPUT_FORMATS; ``None`` detects it from the input.
+      output_format: one of OUTPUT_FORMATS; ``None`` uses DEFAULT_OUTPUT_FORMAT.
+      quantize_float16, quantize_uint8, quantize_uint16: ``None`` (off), a tuple of
+        weight-name wildcard patterns, or ``ALL_WEIGHTS`` (every weight no other
+        flag's pattern claims; at most one flag may be given so).
+      weight_shard_size_bytes: shard size of TF.js outputs; ``None`` means
+        DEFAULT_SHARD_SIZE_BYTES (4 MiB, what browsers cache).
+      split_weights_by_layer: one weight group per layer (layers models).
+      metadata: ``((key, json_path), ...)`` written to ``userDefinedMetadata``.
+      signature_name: SavedModel / TF-Hub signature (graph inputs); ``None`` means
+        ``serving_default`` (``default`` for TF-Hub).
+      saved_model_tags: comma-separated tags; ``""`` loads without tags.
+      output_node_names: comma-separated outputs of a frozen graph.
+      strip_debug_ops: drop Assert/CheckNumerics/Print from graph models.
+      control_flow_v2: keep While/If instead of lowering control flow.
+      skip_op_check: do not check graph ops against the TF.js op list.
+      use_structured_outputs_names: name graph outputs by a dict signature's keys.
+    """
+
+    input_path: str
+    output_path: str
+    input_format: Optional[str] = None
+    output_format: Optional[str] = None
+    quantize_float16: Optional[Tuple[str, ...]] = None
+    quantize_uint8: Optional[Tuple[str, ...]] = None
+    quantize_uint16: Optional[Tuple[str, ...]] = None
+    weight_shard_size_bytes: Optional[int] = None
+    split_weights_by_layer: bool = False
+    metadata: Tuple[Tuple[str, str], ...] = ()
+    signature_name: Optional[str] = None
+    saved_model_tags: str = "serve"
+    output_node_names: Optional[str] = None
+    strip_debug_ops: bool = True
+    control_flow_v2: bool = False
+    skip_op_check: bool = False
+    use_structured_outputs_names: bool = False
+
+    def quantization_patterns(self) -> Dict[str, Optional[Tuple[str, ...]]]:
+        """``{dtype: patterns or None (fallthrough)}`` for the flags that are set."""
+        out = {}
+        for dtype in QUANTIZE_DTYPES:
+            patterns = getattr(self, "quantize_" + dtype)
+            if patterns is not None:
+                out[dtype] = tuple(patterns) or None
+        return out
+
+    def shard_size(self) -> int:
+        if self.weight_shard_size_bytes is None:
+            return wf.DEFAULT_SHARD_SIZE_BYTES
+        return self.weight_shard_size_bytes
+
+    def replace(self, **changes) -> "ConversionRequest":
+        return dataclasses.replace(self, **changes)
+
+
+def field_defaults() -> Dict[str, object]:
+    """The default of every optional field, for the CLI, worker and rules."""
+    return {f.name: f.default for f in dataclasses.fields(ConversionRequest)
+            if f.default is not dataclasses.MISSING}

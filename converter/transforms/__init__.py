@@ -1,0 +1,1 @@
+"""Transforms: pure functions model -> model."""

@@ -1,0 +1,1 @@
+"""Weight readers, writers and quantization in the TF.js format (numpy only)."""

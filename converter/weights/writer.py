@@ -1,0 +1,99 @@
+"""Writes weight groups as TF.js shard files and returns their manifest."""
+
+import os
+from typing import Dict, List, Sequence
+
+from converter.errors import InvalidWeightsError, UsageError
+from converter.model import Tensor
+from converter.weights import format as wf
+
+
+def manifest_entry(tensor: Tensor) -> Dict:
+    """The ``weightsManifest`` entry of one tensor."""
+    entry = {wf.NAME: tensor.name, wf.SHAPE: list(tensor.shape), wf.DTYPE: tensor.dtype}
+    q = tensor.quantization
+    if q is not None:
+        spec = {wf.DTYPE: q.dtype, wf.QUANT_ORIGINAL_DTYPE: tensor.dtype}
+        if q.dtype in wf.AFFINE_DTYPES:
+            spec[wf.QUANT_MIN] = float(q.min)
+            spec[wf.QUANT_SCALE] = float(q.scale)
+        entry[wf.QUANTIZATION] = spec
+    return entry
+
+
+def check_shard_size(shard_size: int) -> int:
+    if isinstance(shard_size, bool) or not isinstance(shard_size, int) or shard_size <= 0:
+        raise UsageError("--weight_shard_size_bytes must be a positive integer, got %r" % (shard_size,))
+    return shard_size
+
+
+class _ShardStream:
+    """Writes a byte stream into consecutive files of at most ``shard_size`` bytes."""
+
+    def __init__(self, directory: str, paths: Sequence[str], shard_size: int):
+        self._directory = directory
+        self._paths = list(paths)
+        self._shard_size = shard_size
+        self._index = -1
+        self._file = None
+        self._room = 0
+
+    def write(self, buf) -> None:
+        view = memoryview(buf).cast("B")
+        while len(view):
+            if self._room == 0:
+                self._next_file()
+            n = min(self._room, len(view))
+            self._file.write(view[:n])
+            view = view[n:]
+            self._room -= n
+
+    def _next_file(self):
+        if self._file is not None:
+            self._file.close()
+        self._index += 1
+        self._file = open(os.path.join(self._directory, self._paths[self._index]), "wb")
+        self._room = self._shard_size
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+        if self._index + 1 != len(self._paths):
+            raise AssertionError("wrote %d of %d shards" % (self._index + 1, len(self._paths)))
+
+
+def write_weight_groups(groups: Sequence[Sequence[Tensor]], directory: str,
+                        shard_size: int = wf.DEFAULT_SHARD_SIZE_BYTES) -> List[Dict]:
+    """Writes every group's shards into ``directory``.
+
+    Tensors are encoded in order and the group's byte stream is cut every
+    ``shard_size`` bytes; a group of 0 bytes gets no file.
+
+    Returns:
+      The ``weightsManifest`` list, one entry per group.
+
+    Raises:
+      InvalidWeightsError: two tensors share a name, or a tensor's dtype is not a
+        TF.js dtype.
+      UsageError: ``shard_size`` is not a positive integer.
+    """
+    check_shard_size(shard_size)
+    seen = set()
+    for tensor in (t for g in groups for t in g):
+        if tensor.name in seen:
+            raise InvalidWeightsError("two weights are named %r; weight names must be unique" % tensor.name)
+        seen.add(tensor.name)
+        if tensor.dtype not in wf.LOGICAL_DTYPES:
+            raise InvalidWeightsError("weight %r has dtype %r; want one of %s"
+                                      % (tensor.name, tensor.dtype, ", ".join(wf.LOGICAL_DTYPES)))
+    manifest = []
+    for gi, group in enumerate(groups):
+        total = sum(wf.encoded_size(t) for t in group)
+        n = wf.num_shards(total, shard_size)
+        paths = [wf.shard_file_name(gi, i, n) for i in range(n)]
+        stream = _ShardStream(directory, paths, shard_size)
+        for tensor in group:
+            stream.write(wf.encode(tensor))
+        stream.close()
+        manifest.append({wf.PATHS: paths, wf.WEIGHTS: [manifest_entry(t) for t in group]})
+    return manifest

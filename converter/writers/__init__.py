@@ -1,0 +1,1 @@
+"""Writers: turn the in-memory model into output artifacts."""
