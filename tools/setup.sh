@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Sets up this checkout on a fresh machine: the Python venv (.venv) from the
+# hash-locked requirements and the npm packages of the TF.js test harness.
+# Idempotent: a step re-runs only when its lock file changed.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+python=${PYTHON:-python3}
+if ! "$python" -c 'import sys; sys.exit(not ((3, 10) <= sys.version_info[:2] <= (3, 13)))'; then
+  echo "setup: $python is Python $("$python" -c 'import platform; print(platform.python_version())'); want 3.10-3.13 (TensorFlow 2.21)" >&2
+  exit 1
+fi
+
+stamp=$(cat requirements_lock.txt requirements_dev_lock.txt | sha256sum | cut -c1-16)
+if [ "$(cat .venv/.lock-stamp 2>/dev/null)" != "$stamp" ]; then
+  echo "setup: creating .venv from requirements_dev_lock.txt (hash-checked)" >&2
+  rm -rf .venv
+  "$python" -m venv .venv
+  .venv/bin/pip install --quiet --disable-pip-version-check --require-hashes --no-deps \
+    -r requirements_dev_lock.txt
+  echo "$stamp" > .venv/.lock-stamp
+fi
+
+if ! command -v npm >/dev/null; then
+  echo "setup: npm not found; install Node.js 18+ (Debian: apt-get install nodejs npm)" >&2
+  exit 1
+fi
+js_stamp=$(sha256sum tests/js/package-lock.json | cut -c1-16)
+if [ "$(cat tests/js/node_modules/.lock-stamp 2>/dev/null)" != "$js_stamp" ]; then
+  echo "setup: npm ci in tests/js" >&2
+  (cd tests/js && npm ci --no-audit --no-fund --loglevel=error)
+  echo "$js_stamp" > tests/js/node_modules/.lock-stamp
+fi

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Runs the whole test suite (all tiers, slow ones included) after setting up.
+# Extra arguments go to pytest, e.g. tools/test.sh -m "not slow" -x.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+tools/setup.sh
+exec .venv/bin/python -m pytest -n 2 "$@"
