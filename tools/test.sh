@@ -4,4 +4,5 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 tools/setup.sh
-exec .venv/bin/python -m pytest -n 2 "$@"
+# loadfile: a module's batched TF.js fixture runs once, on one worker.
+exec .venv/bin/python -m pytest -n 2 --dist loadfile "$@"

@@ -1,0 +1,60 @@
+"""Shared pytest fixtures: the session's zoo cache and the ``slow`` marker.
+
+Zoo models are built once per session, lazily, under a session temp dir. Keras 3
+(``keras``) and Keras 2 (``tf_keras``) models are built in this process: both
+import side by side on top of one TensorFlow.
+"""
+
+import pathlib
+import sys
+from typing import Dict, Tuple
+
+import pytest
+
+# Test helper modules (zoo, tolerances, tfjs_node) import as top-level modules
+# whether pytest runs with rootdir-relative or package-less collection.
+_TESTS_DIR = str(pathlib.Path(__file__).resolve().parent)
+if _TESTS_DIR not in sys.path:
+    sys.path.insert(0, _TESTS_DIR)
+
+import zoo  # noqa: E402  (needs the path above)
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "slow: minutes-long tier (MobileNetV2/ResNet50 scale); run in CI too")
+
+
+class ZooCache:
+    """Builds each (zoo model, Keras version) once and remembers its exports.
+
+    Attributes:
+      root: directory holding the saved model files.
+    """
+
+    def __init__(self, root: pathlib.Path):
+        self.root = root
+        self._models: Dict[Tuple[str, int], object] = {}
+        self._exports: Dict[Tuple[str, int], Dict[str, zoo.ExportedModel]] = {}
+
+    def model(self, name: str, version: int):
+        """The live Keras model (for reference predictions with other weights)."""
+        key = (name, version)
+        if key not in self._models:
+            self._models[key] = zoo.build_model(name, version)
+        return self._models[key]
+
+    def export(self, name: str, source_format: str) -> zoo.ExportedModel:
+        """Model ``name`` saved as ``source_format``, with inputs and Keras outputs."""
+        version = zoo.SOURCE_FORMATS[source_format][0]
+        key = (name, version)
+        if key not in self._exports:
+            self._exports[key] = zoo.export_models(self.model(name, version), name, version,
+                                                   self.root / ("keras%d" % version))
+        return self._exports[key][source_format]
+
+
+@pytest.fixture(scope="session")
+def zoo_cache(tmp_path_factory) -> ZooCache:
+    """The session's ZooCache (models saved under a session temp dir)."""
+    return ZooCache(tmp_path_factory.mktemp("zoo"))
