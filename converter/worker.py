@@ -1,0 +1,150 @@
+"""Bazel entry point of the converter: one-shot, or a JSON-protocol persistent worker.
+
+Run as ``python -I converter/worker.py ARGS`` (one-shot, ARGS may be an
+``@flagfile``) or with ``--persistent_worker``, reading WorkRequests from stdin
+and writing one WorkResponse per request. Arguments are the CLI's plus two of
+Bazel's own: ``--summary_file=PATH`` (a JSON summary of the output) and
+``--source_label=LABEL``. A failing request returns its message and exit code
+and the worker lives on; TensorFlow, when a graph path needs it, is imported
+once per worker, not per model.
+"""
+
+import os
+import sys
+
+# Run as a script in isolated mode (-I), the repository root is not on sys.path.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import contextlib  # noqa: E402
+import gc  # noqa: E402
+import hashlib  # noqa: E402
+import io  # noqa: E402
+import json  # noqa: E402
+from typing import Iterator, List, Tuple  # noqa: E402
+
+from converter import cli  # noqa: E402
+from converter.weights import format as wf  # noqa: E402
+
+_OWN_FLAGS = ("--summary_file", "--source_label")
+
+
+def expand_flagfiles(args: List[str]) -> List[str]:
+    out = []
+    for a in args:
+        if a.startswith("@") and os.path.isfile(a[1:]):
+            with open(a[1:], encoding="utf-8") as f:
+                out.extend(line.rstrip("\n") for line in f if line.strip())
+        else:
+            out.append(a)
+    return out
+
+
+def _split_own_flags(args: List[str]):
+    own, rest = {}, []
+    for a in args:
+        name, sep, value = a.partition("=")
+        if sep and name in _OWN_FLAGS:
+            own[name[2:]] = value
+        else:
+            rest.append(a)
+    return own, rest
+
+
+def summarize(output_dir: str, source_label: str) -> dict:
+    """Format, files with sizes and sha256, shard count and byte totals of a TF.js output."""
+    files = []
+    for name in sorted(os.listdir(output_dir)):
+        with open(os.path.join(output_dir, name), "rb") as f:
+            data = f.read()
+        files.append({"name": name, "size": len(data), "sha256": hashlib.sha256(data).hexdigest()})
+    with open(os.path.join(output_dir, wf.MODEL_JSON), encoding="utf-8") as f:
+        doc = json.load(f)
+    weights = [w for g in doc.get(wf.WEIGHTS_MANIFEST, []) for w in g[wf.WEIGHTS]]
+    quantized = {}
+    for w in weights:
+        q = w.get(wf.QUANTIZATION, {}).get(wf.DTYPE)
+        if q:
+            quantized[q] = quantized.get(q, 0) + 1
+    shards = [f for f in files if wf.is_shard_file_name(f["name"])]
+    return {
+        "source": source_label,
+        "format": doc.get(wf.FORMAT),
+        "num_weights": len(weights),
+        "num_groups": len(doc.get(wf.WEIGHTS_MANIFEST, [])),
+        "quantized_weights": quantized,
+        "shard_count": len(shards),
+        "weight_bytes": sum(f["size"] for f in shards),
+        "total_bytes": sum(f["size"] for f in files),
+        "files": files,
+    }
+
+
+def convert_once(args: List[str]) -> int:
+    """Runs one conversion; prints the CLI's output; returns its exit code."""
+    own, rest = _split_own_flags(expand_flagfiles(args))
+    code = cli.main(rest)
+    if code == 0 and "summary_file" in own:
+        output_dir = cli.build_parser().parse_args(cli.normalize_argv(rest)).output_path
+        summary = summarize(output_dir, own.get("source_label", ""))
+        with open(own["summary_file"], "w", encoding="utf-8") as f:
+            json.dump(summary, f, indent=2, sort_keys=True)
+            f.write("\n")
+    return code
+
+
+def read_requests(fd: int) -> Iterator[dict]:
+    """Yields WorkRequests from ``fd``.
+
+    Bazel 4.2.3 writes JSON requests back to back with no newline between them,
+    so requests are cut by decoding, not by lines.
+    """
+    decoder = json.JSONDecoder()
+    buf = ""
+    while True:
+        chunk = os.read(fd, 1 << 16)
+        if not chunk:
+            return
+        buf += chunk.decode("utf-8")
+        while True:
+            buf = buf.lstrip()
+            if not buf:
+                break
+            try:
+                request, end = decoder.raw_decode(buf)
+            except ValueError:
+                break  # an incomplete request: read more
+            buf = buf[end:]
+            yield request
+
+
+def handle(request: dict) -> Tuple[int, str]:
+    """Runs one WorkRequest; returns (exit code, captured output)."""
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+        try:
+            code = convert_once(list(request.get("arguments", [])))
+        except SystemExit as e:  # argparse --help and friends
+            code = e.code if isinstance(e.code, int) else 1
+    gc.collect()  # keep the worker's memory flat across many models
+    return code, out.getvalue()
+
+
+def serve(stdin_fd: int, stdout) -> None:
+    for request in read_requests(stdin_fd):
+        code, output = handle(request)
+        response = {"exitCode": code, "output": output, "requestId": request.get("requestId", 0)}
+        stdout.write(json.dumps(response) + "\n")
+        stdout.flush()
+
+
+def main(argv: List[str]) -> int:
+    if "--persistent_worker" in argv:
+        protocol_out = sys.stdout
+        sys.stdout = sys.stderr  # a stray print must not corrupt the protocol stream
+        serve(sys.stdin.fileno(), protocol_out)
+        return 0
+    return convert_once(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
