@@ -80,7 +80,7 @@ def summarize(output_dir: str, source_label: str) -> dict:
 
 
 def convert_once(args: List[str]) -> int:
-    """Runs one conversion; prints the CLI's output; returns its exit code."""
+    """Runs one conversion; returns its exit code. Prints what the CLI prints."""
     own, rest = _split_own_flags(expand_flagfiles(args))
     code = cli.main(rest)
     if code == 0 and "summary_file" in own:
@@ -117,16 +117,23 @@ def read_requests(fd: int) -> Iterator[dict]:
             yield request
 
 
-def handle(request: dict) -> Tuple[int, str]:
-    """Runs one WorkRequest; returns (exit code, captured output)."""
+def run_quietly(args: List[str]) -> Tuple[int, str]:
+    """Runs one conversion; returns (exit code, output). Build tools are silent on
+    success, so the output is empty then."""
     out = io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
         try:
-            code = convert_once(list(request.get("arguments", [])))
+            code = convert_once(args)
         except SystemExit as e:  # argparse --help and friends
             code = e.code if isinstance(e.code, int) else 1
+    return code, out.getvalue() if code else ""
+
+
+def handle(request: dict) -> Tuple[int, str]:
+    """Runs one WorkRequest; returns (exit code, output)."""
+    result = run_quietly(list(request.get("arguments", [])))
     gc.collect()  # keep the worker's memory flat across many models
-    return code, out.getvalue()
+    return result
 
 
 def serve(stdin_fd: int, stdout) -> None:
@@ -143,6 +150,10 @@ def main(argv: List[str]) -> int:
         sys.stdout = sys.stderr  # a stray print must not corrupt the protocol stream
         serve(sys.stdin.fileno(), protocol_out)
         return 0
+    if any(a.startswith("@") for a in argv):  # a one-shot Bazel action: silent on success
+        code, output = run_quietly(argv)
+        sys.stderr.write(output)
+        return code
     return convert_once(argv)
 
 

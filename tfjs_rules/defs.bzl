@@ -2,6 +2,8 @@
 
 load("//tfjs_rules:providers.bzl", _TfjsModelInfo = "TfjsModelInfo")
 load("//tfjs_rules/private:macros.bzl", _tfjs_model = "tfjs_model")
+load("//tfjs_rules/private:py_run.bzl", _tfjs_py_run = "tfjs_py_run")
 
 TfjsModelInfo = _TfjsModelInfo
 tfjs_model = _tfjs_model
+tfjs_py_run = _tfjs_py_run

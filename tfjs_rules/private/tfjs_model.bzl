@@ -109,7 +109,7 @@ def _tfjs_model_impl(ctx):
     tools = ctx.files._converter_srcs
     inputs = src_files + [toolchain.lock] + [t.files.to_list()[0] for t in ctx.attr.metadata]
     ctx.actions.run(
-        executable = toolchain.interpreter_path,
+        executable = toolchain.interpreter,
         # -I: isolated mode, so no host PYTHONPATH, user site or script-dir leaks in.
         arguments = ["-I", "-B", worker.path, args],
         inputs = inputs,
