@@ -1,0 +1,429 @@
+"""Reads Keras HDF5 files (Keras 2 and Keras 3 ``.h5``) into a LayersModel.
+
+Two layouts are read, with h5py and numpy only:
+
+* a full model (``model.save("m.h5")`` in Keras 2, or in Keras 3 which keeps
+  this legacy layout): root attributes ``keras_version``, ``backend``,
+  ``model_config`` (JSON) and optionally ``training_config``; group
+  ``model_weights`` with a ``layer_names`` attribute and one subgroup per
+  layer whose ``weight_names`` attribute lists its datasets in
+  ``layer.weights`` order;
+* a Keras 2 weights-only file (``save_weights("w.h5")``): the same layer groups
+  at the root, no config. Its weights keep the names the file gives them;
+* a Keras 3 weights-only file (``save_weights("m.weights.h5")``): the object
+  layout of a ``.keras`` archive's weights (see ``keras_v3``), no config. Layer
+  names come from the ``name`` attribute Keras records on each ``vars`` group,
+  layer classes from the group keys, and variable names from the layer table
+  by variable count.
+
+For full models the config is translated by ``keras_config`` and every weight
+is named as TF.js names it; the file's own weight names are only checked
+against that plan (they differ between Keras versions: Keras 3 prefixes a
+Sequential model's name, Keras 2 appends ``:0``).
+"""
+
+import json
+import os
+import re
+from typing import Any, Dict, List, Optional, Sequence
+
+import h5py
+import numpy as np
+
+from converter.errors import InvalidModelError, UnsupportedLayerError
+from converter.model import LayersModel, Tensor
+from converter.readers import keras_config
+from converter.readers.keras_config import TranslatedModel, WeightSlot
+from converter.weights import format as wf
+
+_H5_REASON = re.compile(r"\(([^()]*)\)\s*$")
+_KEY_SUFFIX = re.compile(r"^(.*?)(?:_(\d+))?$")
+
+# Top-level subtrees of a Keras 3 weights file that hold training state.
+_TRAINING_STATE = ("optimizer", "metrics", "loss", "compile_metrics")
+
+
+def read_keras_h5(path: str) -> LayersModel:
+    """Reads a Keras ``.h5`` model or Keras 2 weights-only file.
+
+    Args:
+      path: the ``.h5`` file.
+
+    Returns:
+      The model: TF.js topology and weights, or for a weights-only file
+      ``topology=None`` and ``generated_by=None``. Keras 3 weights-only files do
+      not record layer order; their weights come layer key by layer key.
+
+    Raises:
+      InvalidModelError: the file is missing, not HDF5, corrupt, or not a Keras
+        model.
+      UnsupportedLayerError: the model has a layer TF.js cannot run.
+      InvalidWeightsError: a weight value has no TF.js dtype.
+    """
+    check_file(path, "Keras .h5 file")
+    with open_h5(path, path) as f:
+        if "model_config" in f.attrs:
+            return _read_full_model(f, path)
+        if "layer_names" in f.attrs or "layer_names0" in f.attrs:
+            return _read_weights_only(f, path)
+        if isinstance(f.get("layers"), h5py.Group) or isinstance(f.get("vars"), h5py.Group):
+            return _read_keras3_weights_only(f, path)
+        raise InvalidModelError(
+            "%s: HDF5 file is not a Keras model: no 'model_config' attribute (full "
+            "model) and no 'layer_names' attribute (weights-only file)" % path)
+
+
+def check_file(path: str, what: str) -> None:
+    """Raises InvalidModelError unless ``path`` is an existing regular file."""
+    if not os.path.exists(path):
+        raise InvalidModelError("%s: no such file (want a %s)" % (path, what))
+    if not os.path.isfile(path):
+        raise InvalidModelError("%s: not a file (want a %s)" % (path, what))
+
+
+def open_h5(source, where: str) -> h5py.File:
+    """Opens an HDF5 file read-only.
+
+    Args:
+      source: a path or a seekable binary file object.
+      where: the name used in messages.
+
+    Raises:
+      InvalidModelError: not HDF5, or corrupt/truncated.
+    """
+    if isinstance(source, str) and not h5py.is_hdf5(source):
+        raise InvalidModelError("%s: not an HDF5 file (no HDF5 signature)" % where)
+    try:
+        return h5py.File(source, "r")
+    except OSError as e:
+        raise InvalidModelError("%s: cannot read HDF5 file (%s); the file is corrupt or "
+                                "incomplete" % (where, h5_reason(e))) from None
+
+
+def h5_reason(error: OSError) -> str:
+    """The one-line reason inside an h5py error message."""
+    text = str(error).splitlines()[0] if str(error) else type(error).__name__
+    match = _H5_REASON.search(text)
+    return match.group(1) if match else text
+
+
+def read_tensor(dataset, name: str, where: str) -> Tensor:
+    """Reads one dataset as a tensor named ``name`` in a TF.js dtype.
+
+    Raises:
+      InvalidModelError: the data cannot be read (truncated file).
+      InvalidWeightsError: the dtype or a value has no TF.js form.
+    """
+    if not isinstance(dataset, h5py.Dataset):
+        raise InvalidModelError("%s: weight %r is not an HDF5 dataset" % (where, name))
+    try:
+        array = np.asarray(dataset[()])
+    except OSError as e:
+        raise InvalidModelError("%s: cannot read weight %r (%s); the file is corrupt or "
+                                "truncated" % (where, name, h5_reason(e))) from None
+    dtype, data = wf.to_logical(name, array, where)
+    return Tensor(name=name, data=data, dtype=dtype)
+
+
+def attr_text(value: Any) -> str:
+    """An HDF5 string attribute as ``str`` (h5py gives ``bytes`` for old files)."""
+    if isinstance(value, np.ndarray) and value.shape == ():
+        value = value[()]
+    if isinstance(value, (bytes, np.bytes_)):
+        return value.decode("utf-8")
+    return str(value)
+
+
+def attr_list(group: h5py.Group, name: str) -> List[str]:
+    """A string-list attribute, reassembled if Keras split it.
+
+    Keras writes a list attribute larger than the HDF5 object-header limit as
+    ``name0``, ``name1``, ... chunks.
+    """
+    if name in group.attrs:
+        chunks = [group.attrs[name]]
+    else:
+        chunks = []
+        while "%s%d" % (name, len(chunks)) in group.attrs:
+            chunks.append(group.attrs["%s%d" % (name, len(chunks))])
+    return [attr_text(v) for chunk in chunks for v in np.asarray(chunk).reshape(-1)]
+
+
+def json_attr(attrs, name: str, where: str) -> Any:
+    try:
+        return json.loads(attr_text(attrs[name]))
+    except (ValueError, UnicodeDecodeError) as e:
+        raise InvalidModelError("%s: attribute %r is not valid JSON (%s)"
+                                % (where, name, e)) from None
+
+
+def layers_model(translated: TranslatedModel, tensors: Sequence[Tensor],
+                 keras_version: Optional[str], backend: Optional[str],
+                 training_config: Optional[Dict[str, Any]]) -> LayersModel:
+    """Assembles the LayersModel of a translated full model."""
+    topology: Dict[str, Any] = {}
+    if keras_version is not None:
+        topology["keras_version"] = keras_version
+    if backend is not None:
+        topology["backend"] = backend
+    topology["model_config"] = translated.model_config
+    if training_config is not None:
+        topology["training_config"] = training_config
+    return LayersModel(
+        topology=topology,
+        groups=(list(tensors),),
+        generated_by="keras v%s" % keras_version if keras_version is not None else None,
+        layer_of={s.name: s.layer for s in translated.slots})
+
+
+def _read_full_model(f: h5py.File, path: str) -> LayersModel:
+    model_config = json_attr(f.attrs, "model_config", path)
+    weights = f.get("model_weights")
+    if not isinstance(weights, h5py.Group):
+        raise InvalidModelError("%s: has a model_config but no 'model_weights' group" % path)
+    # Keras writes the version on the root and on model_weights; old files only
+    # on one of them.
+    version_attrs = f.attrs if "keras_version" in f.attrs else weights.attrs
+    keras_version = attr_text(version_attrs["keras_version"]) \
+        if "keras_version" in version_attrs else None
+    backend = attr_text(f.attrs["backend"]) if "backend" in f.attrs else None
+    training_config = json_attr(f.attrs, "training_config", path) \
+        if "training_config" in f.attrs else None
+    translated = keras_config.translate_model_config(model_config, keras_version, path)
+
+    file_layers = attr_list(weights, "layer_names")
+    config_layers = set(translated.layer_names)
+    for layer in file_layers:
+        if layer not in config_layers and _weight_names(weights, layer, path):
+            raise InvalidModelError("%s: model_weights has weights for layer %r, which the "
+                                    "model config does not have" % (path, layer))
+    _check_no_model_level_weights(weights, path)
+
+    nested = _nested_model_layers(model_config)
+    tensors: List[Tensor] = []
+    for layer in translated.layer_names:
+        slots = translated.slots_of(layer)
+        names = _weight_names(weights, layer, path) if layer in weights else []
+        if not slots and not names:
+            continue
+        if len(names) != len(slots):
+            raise InvalidModelError(
+                "%s: layer %r has %d weights in the file (%s) but its config implies %d "
+                "(%s)" % (path, layer, len(names), ", ".join(names) or "none", len(slots),
+                          ", ".join(s.local for s in slots) or "none"))
+        pairs = (_match_by_name(names, slots, layer, path) if layer in nested
+                 else _match_by_position(names, slots, layer, path))
+        by_slot = {slot.name: name for name, slot in pairs}
+        group = weights[layer]
+        for slot in slots:
+            tensors.append(read_tensor(group[by_slot[slot.name]], slot.name, path))
+    return layers_model(translated, tensors, keras_version, backend, training_config)
+
+
+def _weight_names(weights: h5py.Group, layer: str, path: str) -> List[str]:
+    group = weights.get(layer)
+    if not isinstance(group, h5py.Group):
+        raise InvalidModelError("%s: layer_names lists layer %r but the file has no group "
+                                "for it" % (path, layer))
+    names = attr_list(group, "weight_names")
+    for name in names:
+        if not isinstance(group.get(name), h5py.Dataset):
+            raise InvalidModelError("%s: layer %r lists weight %r but has no dataset for it"
+                                    % (path, layer, name))
+    return names
+
+
+def _check_no_model_level_weights(weights: h5py.Group, path: str) -> None:
+    # Keras 3 stores variables created on the model itself (outside any layer)
+    # here; TF.js models have no such variables.
+    group = weights.get("top_level_model_weights")
+    if isinstance(group, h5py.Group) and attr_list(group, "weight_names"):
+        raise UnsupportedLayerError(
+            "%s: the model has variables outside its layers (%s); TF.js layers models "
+            "hold weights in layers only" % (path, ", ".join(attr_list(group, "weight_names"))))
+
+
+def _nested_model_layers(model_config: Dict[str, Any]) -> set:
+    config = model_config.get("config")
+    layers = config if isinstance(config, list) else (config or {}).get("layers", [])
+    return {(e.get("config") or {}).get("name", e.get("name")) for e in layers
+            if e.get("class_name") in keras_config.MODEL_CLASSES}
+
+
+def _local(name: str) -> str:
+    last = name.rsplit("/", 1)[-1]
+    return last[:-2] if last.endswith(":0") else last
+
+
+def _match_by_position(names, slots: List[WeightSlot], layer, path):
+    # A plain layer (or wrapper) stores its weights in layer.weights order,
+    # which the plan follows; the name check catches a wrong plan.
+    for index, (name, slot) in enumerate(zip(names, slots)):
+        if _local(name) != slot.local and _local(name) not in slot.aliases:
+            raise InvalidModelError(
+                "%s: layer %r: weight %d is %r in the file but the config implies %r"
+                % (path, layer, index, name, slot.local))
+    return list(zip(names, slots))
+
+
+def _match_by_name(names, slots: List[WeightSlot], layer, path):
+    # A nested model lists its weights in Keras 2 as trainable-then-non-
+    # trainable, in Keras 3 layer by layer, so match each name to the slot whose
+    # variable name ends it and whose layer appears in its path: the layer that
+    # created the variable, or the TF.js scope (Keras 2 names a TimeDistributed's
+    # variables after the wrapper, Keras 3 after the wrapped layer).
+    remaining = list(slots)
+    pairs = []
+    for name in names:
+        parts = name.split("/")[:-1]
+        local = _local(name)
+        matches = [s for s in remaining
+                   if (local == s.local or local in s.aliases)
+                   and (s.owner in parts or s.name.split("/")[-2] in parts)]
+        if len(matches) != 1:
+            raise InvalidModelError(
+                "%s: nested model %r: cannot match file weight %r to %s of the config's "
+                "weights (%s)" % (path, layer, name, "any" if not matches else "exactly one",
+                                  ", ".join(s.name for s in remaining)))
+        remaining.remove(matches[0])
+        pairs.append((name, matches[0]))
+    return pairs
+
+
+def check_all_read(weights: h5py.Group, read: set, where: str) -> None:
+    """Raises InvalidModelError if a Keras 3 layout holds variables left unread.
+
+    Top-level subtrees holding training state (optimizer, metrics) are skipped:
+    TF.js layers models load neither.
+    """
+    unread: List[str] = []
+
+    def visit(name, obj):
+        if isinstance(obj, h5py.Dataset) and name not in read \
+                and name.split("/", 1)[0] not in _TRAINING_STATE:
+            unread.append(name)
+
+    weights.visititems(visit)
+    if unread:
+        raise InvalidModelError(
+            "%s: %d variables are not accounted for by the model (%s%s)"
+            % (where, len(unread), ", ".join(unread[:5]), ", ..." if len(unread) > 5 else ""))
+
+
+def _read_weights_only(f: h5py.File, path: str) -> LayersModel:
+    tensors: List[Tensor] = []
+    layer_of: Dict[str, str] = {}
+    for layer in attr_list(f, "layer_names"):
+        for weight in _weight_names(f, layer, path):
+            # Like the official converter: the file's name without ":0". TF.js
+            # loadWeights also accepts these names for RNN cells
+            # (lstm/lstm_cell/kernel), dropping the cell segment.
+            name = weight[:-2] if weight.endswith(":0") else weight
+            tensors.append(read_tensor(f[layer][weight], name, path))
+            layer_of[name] = layer
+    return LayersModel(topology=None, groups=(tensors,), generated_by=None, layer_of=layer_of)
+
+
+class _Keras3WeightsReader:
+    """Names the variables of a Keras 3 weights-only file by its structure."""
+
+    def __init__(self, f: h5py.File, path: str):
+        self.f = f
+        self.path = path
+        self.tensors: List[Tensor] = []
+        self.layer_of: Dict[str, str] = {}
+        self.read: set = set()
+
+    def container(self, group: h5py.Group, top: Optional[str]) -> None:
+        layers = group.get("layers")
+        if not isinstance(layers, h5py.Group):
+            return
+        for key in sorted(layers, key=_natural_key):
+            self.layer(layers[key], key, top)
+
+    def layer(self, group: h5py.Group, key: str, top: Optional[str]) -> None:
+        name = self._layer_name(group)
+        top = top or name
+        if isinstance(group.get("layers"), h5py.Group):            # nested model
+            self._own_vars_empty(group, name)
+            self.container(group, top)
+        elif isinstance(group.get("forward_layer"), h5py.Group):   # Bidirectional
+            for direction in ("forward_layer", "backward_layer"):
+                half = group[direction]
+                scope = "%s/%s" % (name, self._layer_name(half))
+                self.variables(_cell_or_own_vars(half), "LSTM", scope, top, name)
+        elif isinstance(group.get("layer"), h5py.Group):           # TimeDistributed
+            if _datasets(_cell_or_own_vars(group["layer"])):
+                raise InvalidModelError(
+                    "%s: layer %r wraps a layer whose class the weights file does not "
+                    "record, so its variables cannot be named; convert the full model "
+                    "(.keras) instead" % (self.path, name))
+        else:
+            vars_group = _cell_or_own_vars(group)
+            if not _datasets(vars_group):
+                return
+            cls = keras_config.class_for_v3_key(key)
+            if cls is None:
+                raise InvalidModelError(
+                    "%s: layer %r is stored as %r, a class this converter does not know, "
+                    "so its variables cannot be named" % (self.path, name, key))
+            self.variables(vars_group, cls, name, top, name)
+
+    def variables(self, vars_group: h5py.Group, cls: str, scope: str, top: str,
+                  layer: str) -> None:
+        count = len(_datasets(vars_group))
+        names = keras_config.local_names_for_count(cls, count)
+        if names is None:
+            raise InvalidModelError(
+                "%s: layer %r (%s) has %d variables, which do not identify its weight "
+                "names without the model config; convert the full model (.keras) instead"
+                % (self.path, layer, cls, count))
+        for index, local in enumerate(names):
+            dataset = vars_group.get(str(index))
+            name = "%s/%s" % (scope, local)
+            self.tensors.append(read_tensor(dataset, name, self.path))
+            self.layer_of[name] = top
+            self.read.add("%s/%d" % (vars_group.name.lstrip("/"), index))
+
+    def _layer_name(self, group: h5py.Group) -> str:
+        vars_group = group.get("vars")
+        name = vars_group.attrs.get("name") if isinstance(vars_group, h5py.Group) else None
+        if name is None:
+            raise InvalidModelError(
+                "%s: %s records no layer name (Keras versions before the name attribute); "
+                "convert the full model (.keras) instead" % (self.path, group.name))
+        return attr_text(name)
+
+    def _own_vars_empty(self, group: h5py.Group, name: str) -> None:
+        if _datasets(group["vars"]):
+            raise UnsupportedLayerError(
+                "%s: model %r has variables outside its layers; TF.js layers models hold "
+                "weights in layers only" % (self.path, name))
+
+
+def _datasets(group: h5py.Group) -> List[str]:
+    return [k for k in group if isinstance(group[k], h5py.Dataset)]
+
+
+def _cell_or_own_vars(group: h5py.Group) -> h5py.Group:
+    # RNN layers keep their variables on the cell.
+    cell = group.get("cell")
+    return cell["vars"] if isinstance(cell, h5py.Group) else group["vars"]
+
+
+def _natural_key(key: str):
+    base, number = _KEY_SUFFIX.match(key).groups()
+    return base, int(number or 0)
+
+
+def _read_keras3_weights_only(f: h5py.File, path: str) -> LayersModel:
+    own = f.get("vars")
+    if isinstance(own, h5py.Group) and _datasets(own):
+        raise UnsupportedLayerError(
+            "%s: the model has variables outside its layers; TF.js layers models hold "
+            "weights in layers only" % path)
+    reader = _Keras3WeightsReader(f, path)
+    reader.container(f, None)
+    check_all_read(f, reader.read, path)
+    return LayersModel(topology=None, groups=(reader.tensors,), generated_by=None,
+                       layer_of=reader.layer_of)

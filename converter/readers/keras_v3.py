@@ -1,0 +1,188 @@
+"""Reads Keras 3 ``.keras`` archives into a LayersModel, in place.
+
+A ``.keras`` file is a zip of ``config.json`` (the model config),
+``metadata.json`` (``keras_version``) and ``model.weights.h5``. The weights file
+is organised by object structure, not by weight name: a layer's variables are
+datasets ``0``, ``1``, ... of ``layers/<key>/vars`` (``<key>`` the snake_case
+class name, ``_1``, ``_2`` for repeats), RNN cells under ``cell/vars``,
+Bidirectional halves under ``forward_layer``/``backward_layer``, nested models
+under their own ``layers``. ``keras_config`` computes where each variable is and
+what TF.js calls it.
+
+Nothing is extracted: the archive members are read in memory, and the weights
+file is opened by h5py through a read-only view of the archive when it is
+stored uncompressed (Keras writes it so), or from memory otherwise.
+"""
+
+import io
+import json
+import struct
+import zipfile
+import zlib
+from typing import Any, List, Optional
+
+import h5py
+
+from converter.errors import InvalidModelError
+from converter.model import LayersModel, Tensor
+from converter.readers import keras_config
+from converter.readers.keras_h5 import (check_all_read, check_file, layers_model, open_h5,
+                                         read_tensor)
+
+CONFIG_JSON = "config.json"
+METADATA_JSON = "metadata.json"
+WEIGHTS_H5 = "model.weights.h5"
+
+_LOCAL_HEADER = struct.Struct("<4s22xHH")
+_LOCAL_HEADER_SIGNATURE = b"PK\x03\x04"
+
+
+def read_keras_v3(path: str) -> LayersModel:
+    """Reads a Keras 3 ``.keras`` archive.
+
+    Args:
+      path: the ``.keras`` file.
+
+    Returns:
+      The model, with its config translated for TF.js and its weights named as
+      TF.js names them.
+
+    Raises:
+      InvalidModelError: the file is missing, not a zip, lacks a member, or its
+        members are corrupt or inconsistent with each other.
+      UnsupportedLayerError: the model has a layer TF.js cannot run.
+      InvalidWeightsError: a weight value has no TF.js dtype.
+    """
+    check_file(path, "Keras .keras archive")
+    try:
+        archive = zipfile.ZipFile(path)
+    except zipfile.BadZipFile:
+        raise InvalidModelError(
+            "%s: not a zip archive (a .keras file is a zip of %s, %s and %s)"
+            % (path, CONFIG_JSON, METADATA_JSON, WEIGHTS_H5)) from None
+    with archive:
+        members = set(archive.namelist())
+        for member in (CONFIG_JSON, WEIGHTS_H5):
+            if member not in members:
+                raise InvalidModelError("%s: the archive has no %s (members: %s)"
+                                        % (path, member, ", ".join(sorted(members)) or "none"))
+        config = _json_member(archive, CONFIG_JSON, path)
+        metadata = _json_member(archive, METADATA_JSON, path) \
+            if METADATA_JSON in members else {}
+        version = metadata.get("keras_version") if isinstance(metadata, dict) else None
+        keras_version = str(version) if version is not None else None
+        translated = keras_config.translate_model_config(config, keras_version, path)
+        where = "%s!%s" % (path, WEIGHTS_H5)
+        source = _weights_source(archive, path)
+        try:
+            with open_h5(source, where) as weights:
+                tensors = _read_weights(weights, translated, where)
+        finally:
+            source.close()
+    return layers_model(translated, tensors, keras_version, None, None)
+
+
+def _read_member(archive: zipfile.ZipFile, member: str, path: str) -> bytes:
+    try:
+        return archive.read(member)
+    except (zipfile.BadZipFile, zlib.error, EOFError) as e:
+        raise InvalidModelError("%s: member %s is corrupt (%s)" % (path, member, e)) from None
+
+
+def _json_member(archive: zipfile.ZipFile, member: str, path: str) -> Any:
+    data = _read_member(archive, member, path)
+    try:
+        return json.loads(data.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError) as e:
+        raise InvalidModelError("%s: %s is not valid JSON (%s)" % (path, member, e)) from None
+
+
+class _StoredMember(io.RawIOBase):
+    """A read-only, seekable view of an uncompressed zip member's bytes."""
+
+    def __init__(self, path: str, offset: int, size: int):
+        super().__init__()
+        self._file = open(path, "rb")
+        self._offset = offset
+        self._size = size
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, pos: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
+        self._pos = max(0, base + pos)
+        return self._pos
+
+    def readinto(self, buffer) -> int:
+        n = max(0, min(len(buffer), self._size - self._pos))
+        if n == 0:
+            return 0
+        self._file.seek(self._offset + self._pos)
+        got = self._file.readinto(memoryview(buffer)[:n])
+        self._pos += got
+        return got
+
+    def close(self) -> None:
+        self._file.close()
+        super().close()
+
+
+def _weights_source(archive: zipfile.ZipFile, path: str) -> io.IOBase:
+    """A seekable binary file of the weights member, for h5py."""
+    info = archive.getinfo(WEIGHTS_H5)
+    if info.compress_type == zipfile.ZIP_STORED and not info.flag_bits & 0x1:
+        # Uncompressed and unencrypted: h5py reads straight from the archive.
+        return _StoredMember(path, _data_offset(path, info), info.file_size)
+    return io.BytesIO(_read_member(archive, WEIGHTS_H5, path))
+
+
+def _data_offset(path: str, info: zipfile.ZipInfo) -> int:
+    with open(path, "rb") as f:
+        f.seek(info.header_offset)
+        header = f.read(_LOCAL_HEADER.size)
+    if len(header) != _LOCAL_HEADER.size:
+        raise InvalidModelError("%s: member %s is truncated" % (path, WEIGHTS_H5))
+    signature, name_length, extra_length = _LOCAL_HEADER.unpack(header)
+    if signature != _LOCAL_HEADER_SIGNATURE:
+        raise InvalidModelError("%s: member %s has a corrupt zip header" % (path, WEIGHTS_H5))
+    return info.header_offset + _LOCAL_HEADER.size + name_length + extra_length
+
+
+def _read_weights(weights: h5py.File, translated: keras_config.TranslatedModel,
+                  where: str) -> List[Tensor]:
+    tensors = []
+    for slot in translated.slots:
+        dataset = weights.get(slot.v3_path)
+        if not isinstance(dataset, h5py.Dataset):
+            raise InvalidModelError(
+                "%s: weight %r of layer %r is missing (expected a dataset at %s)"
+                % (where, slot.name, slot.layer, slot.v3_path))
+        _check_owner(weights, slot, where)
+        tensors.append(read_tensor(dataset, slot.name, where))
+    check_all_read(weights, {s.v3_path for s in translated.slots}, where)
+    return tensors
+
+
+def _check_owner(weights: h5py.File, slot: keras_config.WeightSlot, where: str) -> None:
+    # Recent Keras 3 versions (3.15 does) record the layer name on each vars
+    # group; when present it confirms the class-name-based path (RNN cells
+    # carry the cell's name, which the config does not give).
+    group_path = slot.v3_path.rsplit("/", 1)[0]
+    if group_path.endswith("cell/vars"):
+        return
+    recorded: Optional[Any] = weights[group_path].attrs.get("name")
+    if recorded is None:
+        return
+    recorded = recorded.decode("utf-8") if isinstance(recorded, bytes) else str(recorded)
+    if recorded != slot.owner:
+        raise InvalidModelError(
+            "%s: %s holds the variables of layer %r, but the config puts layer %r there"
+            % (where, group_path, recorded, slot.owner))
