@@ -9,7 +9,6 @@ the traceback.
 """
 
 import argparse
-import importlib.metadata
 import sys
 import traceback
 from typing import List, Optional, Sequence
@@ -188,6 +187,7 @@ def request_from_args(args: argparse.Namespace) -> rq.ConversionRequest:
 
 
 def version_text() -> str:
+    import importlib.metadata  # 50 ms: only for --version
     parts = []
     for dist in ("numpy", "h5py", "tensorflow", "keras"):
         try:

@@ -1,9 +1,25 @@
 #!/usr/bin/env bash
-# Sets up this checkout on a fresh machine: the Python venv (.venv) from the
-# hash-locked requirements and the npm packages of the TF.js test harness.
-# Idempotent: a step re-runs only when its lock file changed.
+# Sets up this checkout on a fresh machine: Bazel and the Debian packages the
+# build and tests use, the Python venv (.venv) from the hash-locked requirements,
+# and the npm packages of the TF.js test harness.
+# Idempotent: a step re-runs only when something is missing or a lock changed.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+# Debian packages: Bazel 4.2.3 and the rule sets WORKSPACE maps offline, and
+# nginx (the HTTP remote cache of the cache tests).
+debs=(bazel-bootstrap bazel-skylib bazel-rules-java bazel-rules-proto nginx)
+missing=()
+for p in "${debs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo"
+  echo "setup: apt-get install ${missing[*]}" >&2
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
 
 python=${PYTHON:-python3}
 if ! "$python" -c 'import sys; sys.exit(not ((3, 10) <= sys.version_info[:2] <= (3, 13)))'; then
@@ -16,8 +32,10 @@ if [ "$(cat .venv/.lock-stamp 2>/dev/null)" != "$stamp" ]; then
   echo "setup: creating .venv from requirements_dev_lock.txt (hash-checked)" >&2
   rm -rf .venv
   "$python" -m venv .venv
+  # (grep drops the noise of this image's pip.conf naming absent local indexes)
   .venv/bin/pip install --quiet --disable-pip-version-check --require-hashes --no-deps \
-    -r requirements_dev_lock.txt
+    -r requirements_dev_lock.txt 2>&1 | { grep -v "^WARNING: Location .* is ignored" || true; }
+  [ "${PIPESTATUS[0]}" = 0 ] || { echo "setup: pip install failed" >&2; exit 1; }
   echo "$stamp" > .venv/.lock-stamp
 fi
 
