@@ -3,14 +3,19 @@
 TfjsModelInfo = provider(
     doc = "A converted TF.js model: what downstream web bundles and tests consume.",
     fields = {
-        "model_dir": "File: the output directory (tree artifact) holding model.json and the " +
-                     "weight shards.",
-        "model_json": "string: path of model.json inside model_dir (model_dir.path + '/model.json').",
-        "format": "string: 'tfjs_layers_model' or 'tfjs_graph_model'.",
-        "summary": "File: JSON written with the model: format, shard_count, total_bytes (all " +
-                   "files), weight_bytes, num_weights, and each file's size and sha256. Counts " +
+        "model_dir": "File: the output directory (tree artifact) `<name>/` holding model.json " +
+                     "and the weight shards `group<G>-shard<I>of<N>.bin`.",
+        "model_json": "string: path of model.json inside model_dir (model_dir.path + " +
+                      "'/model.json'); a path, not a File, since it lives inside a tree artifact.",
+        "format": "string: the output format, 'tfjs_layers_model' or 'tfjs_graph_model'.",
+        "summary": "File: `<name>.summary.json`, written with the model: source, format, " +
+                   "num_weights, num_groups, quantized_weights ({dtype: count}), shard_count, " +
+                   "weight_bytes, total_bytes, and each file's name, size and sha256. Counts " +
                    "are known only once the conversion ran, hence a file.",
         "source": "Label: the src the model was converted from.",
-        "source_file": "File: the source model file or directory.",
+        "source_file": "File: what identifies the source model in src: the .h5/.keras file, " +
+                       "the model.json of a TF.js model, the saved_model.pb of a SavedModel " +
+                       "(the converter reads its directory), the model_dir of a tfjs_model " +
+                       "src, or src's one file or directory.",
     },
 )

@@ -20,5 +20,9 @@ def tfjs_rules_dependencies(
     _tfjs_converter_env(name = name, requirements_lock = requirements_lock, python = python, **kwargs)
 
 def tfjs_rules_register_toolchains(name = "tfjs_converter_env"):
-    """Registers the converter toolchain of the environment `name`."""
+    """Registers the converter toolchain of the environment `name`.
+
+    Args:
+      name: repository name of the environment, as given to tfjs_rules_dependencies.
+    """
     native.register_toolchains("@%s//:toolchain" % name)

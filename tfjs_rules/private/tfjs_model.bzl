@@ -5,122 +5,206 @@ load("//tfjs_rules:providers.bzl", "TfjsModelInfo")
 INPUT_FORMATS = ["keras", "keras_keras", "keras_saved_model", "tf_saved_model", "tf_hub",
                  "tf_frozen_model", "tfjs_layers_model"]
 OUTPUT_FORMATS = ["tfjs_layers_model", "tfjs_graph_model"]
+QUANTIZE_DTYPES = ["float16", "uint8", "uint16"]
 _LAYERS_INPUTS = ["keras", "keras_keras", "keras_saved_model", "tfjs_layers_model"]
+_LAYERS_EXTENSIONS = [".h5", ".hdf5", ".keras", ".json"]
+_SAVED_MODEL_FILES = ["saved_model.pb", "saved_model.pbtxt", "tfhub_module.pb"]
+
+# Persistent worker, JSON protocol (.bazelrc needs --experimental_worker_allow_json_protocol).
+# A constant so the analysis tests can check it: Bazel 4.2.3's Action objects do
+# not expose execution requirements.
+EXECUTION_REQUIREMENTS = {
+    "supports-workers": "1",
+    "requires-worker-protocol": "json",
+}
+
 # A string: Bazel 4.2.3 takes no Label here, so the repository must be named tfjs_rules.
 _TOOLCHAIN = "@tfjs_rules//tfjs_rules:converter_toolchain_type"
 
-def _source_path(ctx, files):
-    """The path the converter reads: the file, model.json, or the SavedModel directory."""
-    if len(files) == 1:
-        return files[0].path
-    for f in files:
-        if f.basename == "model.json":
-            return f.path
-    for f in files:
-        if f.basename in ("saved_model.pb", "saved_model.pbtxt", "tfhub_module.pb"):
-            return f.dirname
-    fail("tfjs_model: src %s provides %d files but neither model.json nor saved_model.pb; " % (
-        ctx.attr.src.label,
-        len(files),
-    ) + "want one model file, a TF.js model, or a SavedModel", attr = "src")
-
 def infer_output_format(input_format, source_path):
-    """The output format when none is given: layers for Keras/TF.js inputs, else graph."""
+    """The output format when none is given.
+
+    Args:
+      input_format: the input_format attribute ("" when not given).
+      source_path: the path the converter reads.
+
+    Returns:
+      "tfjs_layers_model" for Keras and TF.js layers inputs (by input_format, else
+      by the .h5/.hdf5/.keras/.json extension), "tfjs_graph_model" otherwise.
+    """
     if input_format:
         return "tfjs_layers_model" if input_format in _LAYERS_INPUTS else "tfjs_graph_model"
-    for ext in [".h5", ".hdf5", ".keras", ".json"]:
+    for ext in _LAYERS_EXTENSIONS:
         if source_path.endswith(ext):
             return "tfjs_layers_model"
     return "tfjs_graph_model"
 
+def _resolve_source(ctx):
+    """What the converter reads from src.
+
+    Returns:
+      struct(path = the path passed to the converter, file = the File that
+      identifies the model).
+    """
+    src = ctx.attr.src
+    if TfjsModelInfo in src:
+        info = src[TfjsModelInfo]
+        if info.format != "tfjs_layers_model":
+            fail("tfjs_model: src %s got a %s, want a tfjs_layers_model (graph models do not " % (
+                src.label,
+                info.format,
+            ) + "convert back)", attr = "src")
+        return struct(path = info.model_json, file = info.model_dir)
+
+    files = ctx.files.src
+    models = [f for f in files if f.basename == "model.json"]
+    saved_models = [f for f in files if f.basename in _SAVED_MODEL_FILES]
+    if len(models) + len(saved_models) > 1:
+        fail("tfjs_model: src %s got %d model files (%s), want one model" % (
+            src.label,
+            len(models) + len(saved_models),
+            ", ".join([f.short_path for f in models + saved_models]),
+        ), attr = "src")
+    if models:
+        return struct(path = models[0].path, file = models[0])
+    if saved_models:
+        # The converter reads the SavedModel's directory, not saved_model.pb itself.
+        return struct(path = saved_models[0].dirname, file = saved_models[0])
+    if len(files) == 1:
+        return struct(path = files[0].path, file = files[0])
+    fail("tfjs_model: src %s got %d files but neither model.json nor saved_model.pb, " % (
+        src.label,
+        len(files),
+    ) + "want one model file, a TF.js model (model.json + shards) or a SavedModel directory",
+         attr = "src")
+
+def _check_pattern(name, pattern, seen):
+    if not pattern or "," in pattern or pattern.strip() != pattern:
+        fail("tfjs_model: %s got pattern %r, want a non-empty weight-name wildcard without " % (
+            name,
+            pattern,
+        ) + "commas or surrounding spaces", attr = name)
+    if pattern in seen:
+        if seen[pattern] == name:
+            fail("tfjs_model: %s got pattern %r twice, want each pattern once" % (name, pattern),
+                 attr = name)
+        fail("tfjs_model: %s got pattern %r, which %s already has; want each pattern in " % (
+            name,
+            pattern,
+            seen[pattern],
+        ) + "one quantize_* list (a weight gets one dtype)", attr = name)
+    seen[pattern] = name
+
 def _check_attrs(ctx):
+    """Checks what Bazel's attribute types cannot, with one message per error kind."""
+    if ctx.attr.input_format and ctx.attr.input_format not in INPUT_FORMATS:
+        fail("tfjs_model: input_format got %r, want one of %s, or empty to detect it" % (
+            ctx.attr.input_format,
+            ", ".join(INPUT_FORMATS),
+        ), attr = "input_format")
+    if ctx.attr.output_format and ctx.attr.output_format not in OUTPUT_FORMATS:
+        fail("tfjs_model: output_format got %r, want one of %s, or empty to infer it" % (
+            ctx.attr.output_format,
+            ", ".join(OUTPUT_FORMATS),
+        ), attr = "output_format")
     if ctx.attr.weight_shard_size_bytes <= 0:
-        fail("tfjs_model: weight_shard_size_bytes must be positive, got %r" %
+        fail("tfjs_model: weight_shard_size_bytes got %r, want a positive number of bytes" %
              ctx.attr.weight_shard_size_bytes, attr = "weight_shard_size_bytes")
     seen = {}
-    for name in ["quantize_float16", "quantize_uint8", "quantize_uint16"]:
+    for dtype in QUANTIZE_DTYPES:
+        name = "quantize_" + dtype
         for pattern in getattr(ctx.attr, name):
-            if not pattern or "," in pattern:
-                fail("tfjs_model: %s holds %r; want non-empty wildcard patterns without commas" % (
-                    name,
-                    pattern,
-                ), attr = name)
-            if pattern in seen:
-                fail("tfjs_model: pattern %r is in both %s and %s; a weight gets one dtype" % (
-                    pattern,
-                    seen[pattern],
-                    name,
-                ), attr = name)
-            seen[pattern] = name
-    keys = {}
+            _check_pattern(name, pattern, seen)
+    key_owner = {}
     for target, key in ctx.attr.metadata.items():
-        if not key or ":" in key or "," in key:
-            fail("tfjs_model: metadata key %r of %s must be non-empty, without ':' or ','" % (
+        if not key or ":" in key or "," in key or key.strip() != key:
+            fail("tfjs_model: metadata got key %r for %s, want a non-empty key without ':', " % (
                 key,
                 target.label,
+            ) + "',' or surrounding spaces", attr = "metadata")
+        if key in key_owner:
+            fail("tfjs_model: metadata got key %r for both %s and %s, want each key once" % (
+                key,
+                key_owner[key],
+                target.label,
             ), attr = "metadata")
-        if key in keys:
-            fail("tfjs_model: metadata key %r is given twice" % key, attr = "metadata")
-        keys[key] = True
-        if len(target.files.to_list()) != 1:
-            fail("tfjs_model: metadata %s must be one JSON file" % target.label, attr = "metadata")
+        key_owner[key] = target.label
+        files = target.files.to_list()
+        if len(files) != 1:
+            fail("tfjs_model: metadata got %d files from %s, want one JSON file" % (
+                len(files),
+                target.label,
+            ), attr = "metadata")
+        if "," in files[0].path:
+            # The converter's --metadata is a comma-separated key:path list.
+            fail("tfjs_model: metadata got path %r, want a path without ','" % files[0].path,
+                 attr = "metadata")
+
+def _metadata_files(ctx):
+    """[(key, File)] sorted by key, so the command line does not depend on dict order."""
+    return sorted(
+        [(key, target.files.to_list()[0]) for target, key in ctx.attr.metadata.items()],
+        key = _first,
+    )
+
+def _first(pair):
+    return pair[0]
+
+def _bool(value):
+    return "true" if value else "false"
 
 def _tfjs_model_impl(ctx):
     _check_attrs(ctx)
     toolchain = ctx.toolchains[_TOOLCHAIN]
-    src_files = ctx.files.src
-    source = _source_path(ctx, src_files)
-    output_format = ctx.attr.output_format or infer_output_format(ctx.attr.input_format, source)
+    source = _resolve_source(ctx)
+    output_format = (ctx.attr.output_format or
+                     infer_output_format(ctx.attr.input_format, source.path))
+    if ctx.attr.split_weights_by_layer and output_format != "tfjs_layers_model":
+        fail("tfjs_model: split_weights_by_layer got True for a %s output, want it only " %
+             output_format + "with tfjs_layers_model", attr = "split_weights_by_layer")
+    metadata = _metadata_files(ctx)
+
     out = ctx.actions.declare_directory(ctx.label.name)
     summary = ctx.actions.declare_file(ctx.label.name + ".summary.json")
 
     args = ctx.actions.args()
-    args.add(source)
+    args.add(source.path)
     args.add(out.path)
     if ctx.attr.input_format:
         args.add("--input_format=" + ctx.attr.input_format)
     args.add("--output_format=" + output_format)
-    for dtype in ["float16", "uint8", "uint16"]:
+    for dtype in QUANTIZE_DTYPES:
         patterns = getattr(ctx.attr, "quantize_" + dtype)
         if patterns:
             args.add("--quantize_%s=%s" % (dtype, ",".join(patterns)))
     args.add("--weight_shard_size_bytes=%d" % ctx.attr.weight_shard_size_bytes)
     if ctx.attr.split_weights_by_layer:
         args.add("--split_weights_by_layer=true")
-    if ctx.attr.metadata:
-        args.add("--metadata=" + ",".join([
-            "%s:%s" % (key, target.files.to_list()[0].path)
-            for target, key in sorted(ctx.attr.metadata.items(), key = _by_key)
-        ]))
+    if metadata:
+        args.add("--metadata=" + ",".join(["%s:%s" % (key, f.path) for key, f in metadata]))
     if output_format == "tfjs_graph_model":
         if ctx.attr.signature_name:
             args.add("--signature_name=" + ctx.attr.signature_name)
         args.add("--saved_model_tags=" + ctx.attr.saved_model_tags)
-        args.add("--strip_debug_ops=%s" % ("true" if ctx.attr.strip_debug_ops else "false"))
-        args.add("--control_flow_v2=%s" % ("true" if ctx.attr.control_flow_v2 else "false"))
-        args.add("--skip_op_check=%s" % ("true" if ctx.attr.skip_op_check else "false"))
+        args.add("--strip_debug_ops=" + _bool(ctx.attr.strip_debug_ops))
+        args.add("--control_flow_v2=" + _bool(ctx.attr.control_flow_v2))
+        args.add("--skip_op_check=" + _bool(ctx.attr.skip_op_check))
     args.add("--summary_file=" + summary.path)
     args.add("--source_label=" + str(ctx.attr.src.label))
 
     # Persistent workers get the per-request arguments in a param file (last arg).
     args.use_param_file("@%s", use_always = True)
     args.set_param_file_format("multiline")
-    worker = ctx.file._worker
-    tools = ctx.files._converter_srcs
-    inputs = src_files + [toolchain.lock] + [t.files.to_list()[0] for t in ctx.attr.metadata]
     ctx.actions.run(
         executable = toolchain.interpreter,
         # -I: isolated mode, so no host PYTHONPATH, user site or script-dir leaks in.
-        arguments = ["-I", "-B", worker.path, args],
-        inputs = inputs,
-        tools = tools,
+        arguments = ["-I", "-B", ctx.file._worker.path, args],
+        inputs = ctx.files.src + [toolchain.lock] + [f for _, f in metadata],
+        tools = ctx.files._converter_srcs,
         outputs = [out, summary],
         mnemonic = "TfjsConvert",
         progress_message = "Converting %s to %s" % (ctx.label, output_format),
-        execution_requirements = {
-            "supports-workers": "1",
-            "requires-worker-protocol": "json",
-        },
+        execution_requirements = EXECUTION_REQUIREMENTS,
         env = {"TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""},
     )
     return [
@@ -132,55 +216,86 @@ def _tfjs_model_impl(ctx):
             format = output_format,
             summary = summary,
             source = ctx.attr.src.label,
-            source_file = src_files[0] if len(src_files) == 1 else None,
+            source_file = source.file,
         ),
     ]
-
-def _by_key(item):
-    return item[1]
 
 tfjs_model = rule(
     implementation = _tfjs_model_impl,
     doc = "Converts a TensorFlow / Keras / TF.js model into a TF.js model directory " +
-          "(`<name>/model.json` + weight shards), a cacheable, byte-reproducible artifact.",
+          "(`<name>/model.json` + weight shards) and a `<name>.summary.json`, a cacheable, " +
+          "byte-reproducible artifact. Runs as a persistent worker (mnemonic TfjsConvert).",
     attrs = {
         "src": attr.label(
             allow_files = True,
             mandatory = True,
-            doc = "The source model: an .h5/.keras file, a model.json (with its shards), a " +
-                  "SavedModel directory, or a target producing one.",
+            doc = "The source model: an .h5/.hdf5/.keras file, a model.json (with its shards), " +
+                  "a SavedModel directory (a target whose files include saved_model.pb), " +
+                  "another tfjs_model (a tfjs_layers_model, to requantize or reshard it), or a " +
+                  "target producing one of these.",
         ),
+        # Checked in the implementation rather than with `values`, so that a bad value
+        # is an analysis error naming the attribute (and analysis tests can check it).
         "input_format": attr.string(
-            values = [""] + INPUT_FORMATS,
-            doc = "Format of src; detected from the file when empty.",
+            doc = "Format of src: one of " + ", ".join(INPUT_FORMATS) + ". Empty: the " +
+                  "converter detects it from the file's bytes.",
         ),
         "output_format": attr.string(
-            values = [""] + OUTPUT_FORMATS,
-            doc = "tfjs_layers_model or tfjs_graph_model; when empty, layers for Keras and " +
-                  "TF.js inputs, graph for TensorFlow inputs.",
+            doc = "tfjs_layers_model or tfjs_graph_model. Empty: tfjs_layers_model for Keras " +
+                  "and TF.js inputs (by input_format, else by a .h5/.hdf5/.keras/.json " +
+                  "extension or a model.json in src), tfjs_graph_model otherwise.",
         ),
-        "quantize_float16": attr.string_list(doc = "Weight-name wildcards quantized to float16."),
-        "quantize_uint8": attr.string_list(doc = "Weight-name wildcards quantized to affine uint8."),
-        "quantize_uint16": attr.string_list(doc = "Weight-name wildcards quantized to affine uint16."),
+        "quantize_float16": attr.string_list(
+            doc = "Weight-name wildcards (e.g. `conv*/kernel`, `*`) quantized to float16.",
+        ),
+        "quantize_uint8": attr.string_list(
+            doc = "Weight-name wildcards quantized to affine uint8 (min + scale per weight).",
+        ),
+        "quantize_uint16": attr.string_list(
+            doc = "Weight-name wildcards quantized to affine uint16 (min + scale per weight).",
+        ),
         "weight_shard_size_bytes": attr.int(
             default = 4194304,
-            doc = "Shard size in bytes (4 MiB: what browsers cache).",
+            doc = "Maximum size of a weight shard file, in bytes (4 MiB: what browsers cache).",
         ),
-        "split_weights_by_layer": attr.bool(doc = "One weight group per layer (layers models)."),
+        "split_weights_by_layer": attr.bool(
+            default = False,
+            doc = "One weight group (its own shard files) per layer; tfjs_layers_model only.",
+        ),
         "metadata": attr.label_keyed_string_dict(
             allow_files = [".json"],
-            doc = "JSON files to embed in userDefinedMetadata: {label: key}.",
+            doc = "JSON files embedded in model.json's userDefinedMetadata, as {label: key}: " +
+                  "`{\"labels.json\": \"labels\"}` gives `userDefinedMetadata.labels`.",
         ),
-        "signature_name": attr.string(doc = "SavedModel signature (graph models); empty: serving_default."),
-        "saved_model_tags": attr.string(default = "serve", doc = "Comma-separated SavedModel tags."),
-        "strip_debug_ops": attr.bool(default = True, doc = "Drop Assert/CheckNumerics/Print (graph models)."),
-        "control_flow_v2": attr.bool(doc = "Keep While/If instead of lowering control flow (graph models)."),
-        "skip_op_check": attr.bool(doc = "Do not check ops against TF.js's op list (graph models)."),
+        "signature_name": attr.string(
+            doc = "SavedModel / TF-Hub signature to convert (graph models). Empty: " +
+                  "serving_default (default for TF-Hub).",
+        ),
+        "saved_model_tags": attr.string(
+            default = "serve",
+            doc = "Comma-separated SavedModel tags (graph models).",
+        ),
+        "strip_debug_ops": attr.bool(
+            default = True,
+            doc = "Drop Assert/CheckNumerics/Print ops (graph models).",
+        ),
+        "control_flow_v2": attr.bool(
+            default = False,
+            doc = "Keep While/If ops instead of lowering control flow (graph models).",
+        ),
+        "skip_op_check": attr.bool(
+            default = False,
+            doc = "Do not check ops against TF.js's supported-op list (graph models).",
+        ),
         "_worker": attr.label(
             default = Label("//converter:worker.py"),
             allow_single_file = True,
+            doc = "The converter's Bazel entry point (one-shot or persistent worker).",
         ),
-        "_converter_srcs": attr.label(default = Label("//converter:srcs")),
+        "_converter_srcs": attr.label(
+            default = Label("//converter:srcs"),
+            doc = "The converter's Python sources, tools of every conversion.",
+        ),
     },
     toolchains = [_TOOLCHAIN],
 )
