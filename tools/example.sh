@@ -1,9 +1,36 @@
 #!/usr/bin/env bash
-# The main job: builds the embedded example model end to end.
-# MobileNetV2 (weights=None, fixed seed) -> .keras -> TF.js layers model, then
-# loads it in real TensorFlow.js (cpu and wasm) and checks it against Keras.
+# The main job: builds the example workspace (examples/) with Bazel, the way a
+# user's repository consumes tfjs_rules, and checks what it built in real
+# TensorFlow.js.
+#
+#   1. tools/setup.sh: Bazel and Debian packages, .venv, the TF.js harness (npm).
+#   2. In examples/: bazel test //models:mobilenet_tfjs //web:all, which builds
+#      MobileNetV2 from code (fixed seed) into bazel-bin/models/mobilenet.h5,
+#      converts it to bazel-bin/models/mobilenet_tfjs (+ a uint8 variant), lays
+#      out the servable bazel-bin/web/app, and runs the app's tests.
+#   3. examples/verify.py: Keras vs TF.js (Node, cpu + wasm) on the built models,
+#      and the app's page in a headless browser when one is installed; prints a
+#      summary.
+#
+# The first run also creates the converter's Python environment (pip, about a
+# minute) and fetches TF.js's browser bundle (npm). Bazel runs in --batch mode,
+# so no server or worker is left running afterwards.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+seconds() { date +%s.%N; }
+elapsed() { awk -v a="$1" -v b="$(seconds)" 'BEGIN { printf "%.1f", b - a }'; }
+
+t0=$(seconds)
 tools/setup.sh
-out=${1:-build/example}
-exec .venv/bin/python -m examples.mobilenet_example "$out"
+t_setup=$(elapsed "$t0")
+
+t1=$(seconds)
+(cd examples && bazel --batch test --config=ci //models:mobilenet_tfjs //web:all)
+t_build=$(elapsed "$t1")
+
+t2=$(seconds)
+.venv/bin/python examples/verify.py
+t_verify=$(elapsed "$t2")
+
+echo "example: setup ${t_setup} s, bazel build+test ${t_build} s, verification ${t_verify} s"

@@ -6,9 +6,12 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-# Debian packages: Bazel 4.2.3 and the rule sets WORKSPACE maps offline, and
-# nginx (the HTTP remote cache of the cache tests).
-debs=(bazel-bootstrap bazel-skylib bazel-rules-java bazel-rules-proto nginx)
+# Debian packages: Bazel 4.2.3 and the rule sets WORKSPACE maps offline, nginx
+# (the HTTP remote cache of the cache tests) and a headless Chromium (the example
+# app checked in a real browser). Node.js 18+ with npm must already be there
+# (machines of this kind ship Node 20; Debian's npm would pin an older Node).
+debs=(bazel-bootstrap bazel-skylib bazel-rules-java bazel-rules-proto nginx
+      chromium-headless-shell)
 missing=()
 for p in "${debs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -39,13 +42,9 @@ if [ "$(cat .venv/.lock-stamp 2>/dev/null)" != "$stamp" ]; then
   echo "$stamp" > .venv/.lock-stamp
 fi
 
-if ! command -v npm >/dev/null; then
-  echo "setup: npm not found; install Node.js 18+ (Debian: apt-get install nodejs npm)" >&2
-  exit 1
-fi
-js_stamp=$(sha256sum tests/js/package-lock.json | cut -c1-16)
-if [ "$(cat tests/js/node_modules/.lock-stamp 2>/dev/null)" != "$js_stamp" ]; then
-  echo "setup: npm ci in tests/js" >&2
-  (cd tests/js && npm ci --no-audit --no-fund --loglevel=error)
-  echo "$js_stamp" > tests/js/node_modules/.lock-stamp
-fi
+for tool in node npm; do
+  command -v "$tool" >/dev/null || { echo "setup: $tool not found; install Node.js 18+ with npm" >&2; exit 1; }
+done
+# The TF.js harness's npm packages; the harness itself decides when to `npm ci`
+# (one marker, shared with the tests).
+.venv/bin/python -c 'import sys; sys.path.insert(0, "tests"); import tfjs_node; tfjs_node.ensure_node_modules()'

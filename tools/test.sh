@@ -11,3 +11,5 @@ tools/setup.sh
 bazel_flags=(--config=ci)
 [ -n "${CI:-}" ] && bazel_startup=(--batch --host_jvm_args=-Xmx2g) || bazel_startup=()
 bazel "${bazel_startup[@]}" test "${bazel_flags[@]}" //...
+# The example workspace consumes the rules as a user's repository would.
+(cd examples && bazel "${bazel_startup[@]}" test "${bazel_flags[@]}" //...)
