@@ -32,6 +32,11 @@ def _read_tfjs_layers(path: str) -> LayersModel:
     return read_tfjs_layers(path)
 
 
+def _read_keras_saved_model(path: str) -> LayersModel:
+    from converter.graph.keras import read_keras_saved_model_as_layers
+    return read_keras_saved_model_as_layers(path)
+
+
 def _write_tfjs_layers(model: LayersModel, path: str, request: rq.ConversionRequest) -> None:
     from converter.writers.tfjs_layers import write_tfjs_layers
     with atomic_directory(path) as tmp:
@@ -56,11 +61,56 @@ _LAYERS_READERS: Dict[str, Callable[[str], LayersModel]] = {
     rq.KERAS: _read_keras_h5,
     rq.KERAS_KERAS: _read_keras_v3,
     rq.TFJS_LAYERS_MODEL: _read_tfjs_layers,
+    rq.KERAS_SAVED_MODEL: _read_keras_saved_model,
 }
 _LAYERS_WRITERS = {
     rq.TFJS_LAYERS_MODEL: _write_tfjs_layers,
     rq.KERAS: _write_keras_h5,
     rq.KERAS_KERAS: _write_keras_v3,
+}
+
+def _graph_saved_model(request: rq.ConversionRequest):
+    from converter.graph.saved_model import read_saved_model
+    return read_saved_model(request.input_path, request.signature_name, request.saved_model_tags,
+                            request.control_flow_v2, request.use_structured_outputs_names)
+
+
+def _graph_hub(request: rq.ConversionRequest):
+    from converter.graph.saved_model import HUB_DEFAULT_SIGNATURE, read_saved_model
+    if os.path.exists(os.path.join(request.input_path, "tfhub_module.pb")):
+        raise UsageError("%s is a TF1 hub module (tfhub_module.pb); only TF2 SavedModel hub "
+                         "modules convert. Re-export it with TF2" % request.input_path)
+    return read_saved_model(request.input_path, request.signature_name, request.saved_model_tags,
+                            request.control_flow_v2, request.use_structured_outputs_names,
+                            default_signature=HUB_DEFAULT_SIGNATURE)
+
+
+def _graph_frozen(request: rq.ConversionRequest):
+    from converter.graph.frozen import read_frozen_model
+    return read_frozen_model(request.input_path, request.output_node_names)
+
+
+def _graph_keras(request: rq.ConversionRequest):
+    from converter.graph.keras import read_keras_as_graph
+    return read_keras_as_graph(request.input_path, request.control_flow_v2,
+                               request.use_structured_outputs_names)
+
+
+def _graph_tfjs_layers(request: rq.ConversionRequest):
+    from converter.graph.keras import read_tfjs_layers_as_graph
+    return read_tfjs_layers_as_graph(request.input_path, request.control_flow_v2,
+                                     request.use_structured_outputs_names)
+
+
+# Readers of the graph path: each freezes its source into a GraphModel.
+_GRAPH_READERS = {
+    rq.TF_SAVED_MODEL: _graph_saved_model,
+    rq.KERAS_SAVED_MODEL: _graph_saved_model,
+    rq.TF_HUB: _graph_hub,
+    rq.TF_FROZEN_MODEL: _graph_frozen,
+    rq.KERAS: _graph_keras,
+    rq.KERAS_KERAS: _graph_keras,
+    rq.TFJS_LAYERS_MODEL: _graph_tfjs_layers,
 }
 
 # Options that only mean something for some formats: (field, applies?, what it needs).
@@ -75,6 +125,9 @@ _SCOPED_OPTIONS: List[Tuple[str, Callable[[str, str], bool], str]] = [
      "--input_format tf_saved_model or tf_hub"),
     ("output_node_names", lambda i, o: i == rq.TF_FROZEN_MODEL, "--input_format tf_frozen_model"),
     ("control_flow_v2", lambda i, o: o == rq.TFJS_GRAPH_MODEL, "--output_format tfjs_graph_model"),
+    ("saved_model_tags", lambda i, o: i in (rq.TF_SAVED_MODEL, rq.TF_HUB, rq.KERAS_SAVED_MODEL),
+     "--input_format tf_saved_model or tf_hub"),
+    ("strip_debug_ops", lambda i, o: o == rq.TFJS_GRAPH_MODEL, "--output_format tfjs_graph_model"),
     ("use_structured_outputs_names", lambda i, o: o == rq.TFJS_GRAPH_MODEL,
      "--output_format tfjs_graph_model"),
     ("skip_op_check", lambda i, o: o == rq.TFJS_GRAPH_MODEL, "--output_format tfjs_graph_model"),
@@ -94,7 +147,8 @@ def resolve_formats(request: rq.ConversionRequest) -> Tuple[str, str]:
 
 
 def supported_pairs() -> List[Tuple[str, str]]:
-    return [(i, o) for i in _LAYERS_READERS for o in _LAYERS_WRITERS]
+    return ([(i, o) for i in _LAYERS_READERS for o in _LAYERS_WRITERS]
+            + [(i, rq.TFJS_GRAPH_MODEL) for i in _GRAPH_READERS])
 
 
 def _check_options(request: rq.ConversionRequest, in_fmt: str, out_fmt: str) -> None:
@@ -141,6 +195,25 @@ def _convert_layers(request: rq.ConversionRequest, in_fmt: str, out_fmt: str) ->
                             len(model.tensors()), len(model.groups))
 
 
+def _convert_graph(request: rq.ConversionRequest, in_fmt: str, out_fmt: str) -> ConversionResult:
+    from converter.graph import pipeline
+    from converter.writers.tfjs_graph import write_tfjs_graph
+    # Check the cheap things (metadata files, quantization flags) before freezing.
+    metadata = lt.load_metadata(request.metadata)
+    patterns = request.quantization_patterns()
+    if patterns:
+        from converter.weights.quantize import resolve_dtype_map
+        resolve_dtype_map([], patterns)
+    model = _GRAPH_READERS[in_fmt](request)
+    options = pipeline.GraphOptions(strip_debug_ops=request.strip_debug_ops,
+                                    skip_op_check=request.skip_op_check,
+                                    quantization=patterns, metadata=metadata)
+    model = pipeline.transform(model, options)
+    with atomic_directory(request.output_path) as tmp:
+        num_weights = write_tfjs_graph(model, tmp, request.shard_size())
+    return ConversionResult(in_fmt, out_fmt, request.output_path, num_weights, 1)
+
+
 def run(request: rq.ConversionRequest) -> ConversionResult:
     """Runs ``request``.
 
@@ -151,6 +224,8 @@ def run(request: rq.ConversionRequest) -> ConversionResult:
     _check_options(request, in_fmt, out_fmt)
     if in_fmt in _LAYERS_READERS and out_fmt in _LAYERS_WRITERS:
         return _convert_layers(request, in_fmt, out_fmt)
+    if out_fmt == rq.TFJS_GRAPH_MODEL and in_fmt in _GRAPH_READERS:
+        return _convert_graph(request, in_fmt, out_fmt)
     raise UsageError(
         "converting %s to %s is not supported yet; supported pairs: %s"
         % (in_fmt, out_fmt, ", ".join("%s->%s" % p for p in supported_pairs())))

@@ -246,7 +246,7 @@ def test_unlisted_tolerance_fails_instead_of_passing():
 def test_every_declared_tolerance_names_a_zoo_model_and_dtype():
     import zoo
     for (model, dtype), tol in tolerances.TOLERANCES.items():
-        assert model in zoo.ZOO, model
+        assert model in zoo.ZOO or model in tolerances.NON_ZOO_CASES, model
         assert dtype in tolerances.STORAGE_DTYPES, dtype
         assert tol.atol > 0 and tol.rtol >= 0 and tol.why
 

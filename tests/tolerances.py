@@ -87,7 +87,11 @@ def _quantized(atol: float, sigma: float, worst: float, measured: float) -> Tole
         % (sigma, worst, measured)))
 
 
-# (zoo model, weight storage dtype) -> Tolerance.
+# Case names that are not zoo models: hand-written tf.Modules of the graph tier
+# (tests/test_graph_parity.py), each with a float32 entry below.
+NON_ZOO_CASES = ("graph_small", "graph_control_flow", "graph_hash_table")
+
+# (zoo model or NON_ZOO_CASES name, weight storage dtype) -> Tolerance.
 TOLERANCES: Dict[Tuple[str, str], Tolerance] = {
     ("mlp", FLOAT32): _F32,
     ("cnn_bn", FLOAT32): _F32,
@@ -98,6 +102,13 @@ TOLERANCES: Dict[Tuple[str, str], Tolerance] = {
     ("nested", FLOAT32): _F32,
     ("mobilenet_v2", FLOAT32): _F32,
     ("resnet50", FLOAT32): _F32,
+    # Graph-model cases built in tests/test_graph_parity.py: small hand-written
+    # tf.Modules (matmul, softmax, sigmoid, tanh, while/cond loops of 5 steps over
+    # values of magnitude <= 10, gathers). Same float32-rounding argument as the
+    # Keras models; nothing in them amplifies rounding by more than ~10x.
+    ("graph_small", FLOAT32): _F32,
+    ("graph_control_flow", FLOAT32): _F32,
+    ("graph_hash_table", FLOAT32): _F32,
 
     ("mlp", "float16"): _quantized(2.7e-3, sigma=4.35e-4, worst=9.35e-3, measured=3.01e-4),
     ("mlp", "uint16"): _quantized(1.3e-4, sigma=2.11e-5, worst=5.36e-4, measured=2.34e-5),

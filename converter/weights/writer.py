@@ -1,7 +1,7 @@
 """Writes weight groups as TF.js shard files and returns their manifest."""
 
 import os
-from typing import Dict, List, Sequence
+from typing import Callable, Dict, Iterable, List, Optional, Sequence
 
 from converter.errors import InvalidWeightsError, UsageError
 from converter.model import Tensor
@@ -30,9 +30,11 @@ def check_shard_size(shard_size: int) -> int:
 class _ShardStream:
     """Writes a byte stream into consecutive files of at most ``shard_size`` bytes."""
 
-    def __init__(self, directory: str, paths: Sequence[str], shard_size: int):
+    def __init__(self, directory: str, paths: Sequence[str], shard_size: int,
+                 name_of: Optional[Callable[[int], str]] = None):
         self._directory = directory
         self._paths = list(paths)
+        self._name_of = name_of or self._paths.__getitem__
         self._shard_size = shard_size
         self._index = -1
         self._file = None
@@ -52,13 +54,17 @@ class _ShardStream:
         if self._file is not None:
             self._file.close()
         self._index += 1
-        self._file = open(os.path.join(self._directory, self._paths[self._index]), "wb")
+        self._file = open(os.path.join(self._directory, self._name_of(self._index)), "wb")
         self._room = self._shard_size
 
-    def close(self) -> None:
+    @property
+    def num_files(self) -> int:
+        return self._index + 1
+
+    def close(self, check: bool = True) -> None:
         if self._file is not None:
             self._file.close()
-        if self._index + 1 != len(self._paths):
+        if check and self._index + 1 != len(self._paths):
             raise AssertionError("wrote %d of %d shards" % (self._index + 1, len(self._paths)))
 
 
@@ -97,3 +103,48 @@ def write_weight_groups(groups: Sequence[Sequence[Tensor]], directory: str,
         stream.close()
         manifest.append({wf.PATHS: paths, wf.WEIGHTS: [manifest_entry(t) for t in group]})
     return manifest
+
+
+def write_weight_stream(tensors: Iterable[Tensor], directory: str,
+                        shard_size: int = wf.DEFAULT_SHARD_SIZE_BYTES,
+                        group_index: int = 0) -> Dict:
+    """Writes one group from an iterator, holding one tensor at a time.
+
+    The total size is unknown until the iterator ends, so shards are written
+    under provisional names and renamed to ``groupG-shardIofN.bin`` at the end.
+
+    Returns:
+      The group's ``weightsManifest`` entry.
+
+    Raises:
+      InvalidWeightsError: two tensors share a name, or a dtype is not a TF.js dtype.
+      UsageError: ``shard_size`` is not a positive integer.
+    """
+    check_shard_size(shard_size)
+    provisional = ".partial-group%d-shard%%d.bin" % (group_index + 1)
+    seen = set()
+    entries = []
+    total = 0
+
+    stream = _ShardStream(directory, (), shard_size, lambda i: provisional % (i + 1))
+    for tensor in tensors:
+        if tensor.name in seen:
+            raise InvalidWeightsError("two weights are named %r; weight names must be unique"
+                                      % tensor.name)
+        seen.add(tensor.name)
+        if tensor.dtype not in wf.LOGICAL_DTYPES:
+            raise InvalidWeightsError("weight %r has dtype %r; want one of %s"
+                                      % (tensor.name, tensor.dtype, ", ".join(wf.LOGICAL_DTYPES)))
+        entries.append(manifest_entry(tensor))
+        buf = wf.encode(tensor)
+        total += memoryview(buf).nbytes
+        stream.write(buf)
+    stream.close(check=False)
+    count = stream.num_files
+    n = wf.num_shards(total, shard_size)
+    if n != count:
+        raise AssertionError("wrote %d shards for %d bytes" % (count, total))
+    paths = [wf.shard_file_name(group_index, i, n) for i in range(n)]
+    for i, path in enumerate(paths):
+        os.replace(os.path.join(directory, provisional % (i + 1)), os.path.join(directory, path))
+    return {wf.PATHS: paths, wf.WEIGHTS: entries}

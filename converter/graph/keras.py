@@ -1,0 +1,128 @@
+"""Keras models (.h5, .keras, TF.js layers models) as frozen graph models.
+
+The model is loaded with the Keras that wrote it (Keras 2 ``tf_keras`` for a
+Keras 2 HDF5, else Keras 3) and traced in memory into a signature-style
+function (keyword inputs named after the model inputs, dict outputs), which
+is then frozen like a SavedModel signature; no SavedModel is written.
+"""
+
+import os
+import tempfile
+from typing import Optional
+
+
+from converter.errors import InvalidModelError
+from converter.graph.model import GraphModel
+
+
+def _keras_major_of_h5(path: str) -> int:
+    import h5py
+    with h5py.File(path, "r") as f:
+        version = f.attrs.get("keras_version")
+    if isinstance(version, bytes):
+        version = version.decode("utf-8")
+    return 2 if version and str(version).startswith("2") else 3
+
+
+def load_keras_model(path: str):
+    """Loads a Keras .h5 or .keras file for inference.
+
+    Raises:
+      InvalidModelError: Keras cannot load the file.
+    """
+    is_h5 = not path.endswith(".keras") and _is_hdf5(path)
+    if is_h5 and _keras_major_of_h5(path) == 2:
+        import tf_keras as k
+        load = lambda: k.models.load_model(path, compile=False)  # noqa: E731
+    else:
+        import keras as k
+        load = lambda: k.saving.load_model(path, compile=False)  # noqa: E731
+    try:
+        return load()
+    except (ValueError, TypeError, KeyError, OSError) as e:
+        raise InvalidModelError("%s: Keras cannot load this model: %s" % (path, e)) from None
+
+
+def _is_hdf5(path: str) -> bool:
+    from converter.readers.detect import _is_hdf5 as is_hdf5  # pylint: disable=protected-access
+    return is_hdf5(path)
+
+
+def _unique_keys(names, fallback: str):
+    keys = []
+    for i, name in enumerate(names):
+        key = name if name and name not in keys else "%s_%d" % (fallback, i)
+        keys.append(key)
+    return keys
+
+
+def input_layer_name(tensor) -> Optional[str]:
+    """The name of the InputLayer that made a Keras input tensor (stable across reloads)."""
+    history = getattr(tensor, "_keras_history", None)
+    if history:
+        return history[0].name
+    name = getattr(tensor, "name", None)
+    return name.split(":")[0] if name else None
+
+
+def keras_to_graph(model, where: str, control_flow_v2: bool = False,
+                   structured_outputs: bool = False) -> GraphModel:
+    """Traces and freezes a live Keras model.
+
+    Signature input keys are the model's input names; output keys its output
+    names (``output_<i>`` when unnamed or repeated).
+    """
+    import tensorflow as tf
+    from converter.graph.saved_model import freeze_function
+    inputs = list(model.inputs)
+    in_keys = _unique_keys([input_layer_name(t) for t in inputs], "input")
+    out_names = list(getattr(model, "output_names", None) or [])
+    num_outputs = len(tf.nest.flatten(model.outputs))
+    if len(out_names) != num_outputs:
+        out_names = [None] * num_outputs
+    out_keys = _unique_keys(out_names, "output")
+    specs = {k: tf.TensorSpec(t.shape, t.dtype, name=k) for k, t in zip(in_keys, inputs)}
+
+    def serve(**kwargs):
+        args = [kwargs[k] for k in in_keys]
+        outputs = model(args if len(args) > 1 else args[0], training=False)
+        flat = tf.nest.flatten(outputs)
+        return {k: tf.identity(o, name=k) for k, o in zip(out_keys, flat)}
+
+    func = tf.function(serve, autograph=False).get_concrete_function(**specs)
+    return freeze_function(func, model, where, control_flow_v2, structured_outputs)
+
+
+def read_keras_as_graph(path: str, control_flow_v2: bool = False,
+                        structured_outputs: bool = False) -> GraphModel:
+    """A Keras .h5 / .keras file as a frozen GraphModel."""
+    return keras_to_graph(load_keras_model(path), path, control_flow_v2, structured_outputs)
+
+
+def read_tfjs_layers_as_graph(path: str, control_flow_v2: bool = False,
+                              structured_outputs: bool = False) -> GraphModel:
+    """A TF.js layers model as a frozen GraphModel (through a private .keras file)."""
+    from converter.readers.tfjs_layers import read_tfjs_layers
+    from converter.transforms import layers as lt
+    from converter.writers.keras import write_keras_v3
+    layers_model = lt.dequantize(read_tfjs_layers(path))
+    with tempfile.TemporaryDirectory(prefix="tfjs_layers_to_graph_") as tmp:
+        keras_path = os.path.join(tmp, "model.keras")
+        write_keras_v3(layers_model, keras_path)
+        model = load_keras_model(keras_path)
+    return keras_to_graph(model, path, control_flow_v2, structured_outputs)
+
+
+def read_keras_saved_model_as_layers(path: str):
+    """A tf.keras SavedModel as a LayersModel (loaded with tf_keras, read back as HDF5)."""
+    import tf_keras
+    from converter.readers.keras_h5 import read_keras_h5
+    try:
+        model = tf_keras.models.load_model(path, compile=False)
+    except (ValueError, OSError, ImportError) as e:
+        raise InvalidModelError("%s: tf_keras cannot load this Keras SavedModel: %s"
+                                % (path, e)) from None
+    with tempfile.TemporaryDirectory(prefix="keras_saved_model_") as tmp:
+        h5 = os.path.join(tmp, "model.h5")
+        model.save(h5)
+        return read_keras_h5(h5)
