@@ -16,6 +16,7 @@ from typing import List, Optional, Sequence
 from converter import __version__
 from converter import request as rq
 from converter.errors import ConversionError, UsageError
+from converter.weights import format as wf
 
 PROG = "tfjs_converter"
 _TRUE = ("true", "1", "yes", "on")
@@ -71,8 +72,9 @@ def _shard_size(value: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog=PROG, description=__doc__.split("\n")[0],
-                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = _Parser(prog=PROG, description=(
+        "Converts TensorFlow and Keras models to TensorFlow.js (flags and formats of "
+        "tensorflowjs_converter). Boolean flags take true/false or no value."))
     p.add_argument("input_path", nargs="?", help="source model: .h5, .keras, SavedModel dir, "
                    "model.json, .pb")
     p.add_argument("output_path", nargs="?", help="output directory (TF.js) or file (Keras)")
@@ -87,21 +89,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quantization_bytes", type=int, choices=(1, 2),
                    help="deprecated: 1 = --quantize_uint8, 2 = --quantize_uint16")
     p.add_argument("--weight_shard_size_bytes", type=_shard_size,
-                   help="shard size of TF.js outputs (default %d)" % 4194304)
-    p.add_argument("--split_weights_by_layer", type=parse_bool, default=False, metavar="BOOL")
+                   help="shard size of TF.js outputs (default %d)" % wf.DEFAULT_SHARD_SIZE_BYTES)
+    p.add_argument("--split_weights_by_layer", type=parse_bool, default=False, metavar="[BOOL]")
     p.add_argument("--metadata", type=parse_metadata, default=(),
                    help="key:path.json[,key2:path2.json] into userDefinedMetadata")
     p.add_argument("--signature_name")
     p.add_argument("--saved_model_tags", default="serve")
     p.add_argument("--output_node_names")
-    p.add_argument("--strip_debug_ops", type=parse_bool, default=True, metavar="BOOL")
-    p.add_argument("--control_flow_v2", type=parse_bool, default=False, metavar="BOOL")
-    p.add_argument("--skip_op_check", type=parse_bool, default=False, metavar="BOOL")
-    p.add_argument("--use_structured_outputs_names", type=parse_bool, default=False, metavar="BOOL")
-    p.add_argument("--experiments", type=parse_bool, default=False, metavar="BOOL",
+    p.add_argument("--strip_debug_ops", type=parse_bool, default=True, metavar="[BOOL]")
+    p.add_argument("--control_flow_v2", type=parse_bool, default=False, metavar="[BOOL]")
+    p.add_argument("--skip_op_check", type=parse_bool, default=False, metavar="[BOOL]")
+    p.add_argument("--use_structured_outputs_names", type=parse_bool, default=False, metavar="[BOOL]")
+    p.add_argument("--experiments", type=parse_bool, default=False, metavar="[BOOL]",
                    help="accepted for compatibility; has no effect")
     p.add_argument("--version", "-v", action="store_true", help="print versions and exit")
-    p.add_argument("--debug", type=parse_bool, default=False, metavar="BOOL",
+    p.add_argument("--debug", type=parse_bool, default=False, metavar="[BOOL]",
                    help="print the traceback of an error")
     return p
 
