@@ -24,13 +24,14 @@ def read_frozen_model(path: str, output_node_names: Optional[str]) -> GraphModel
     import tensorflow as tf
     from converter.graph.saved_model import tensor_info
     from converter.graph import prune
+    from google.protobuf.message import DecodeError
     graph_def = tf.compat.v1.GraphDef()
     try:
         with open(path, "rb") as f:
             graph_def.ParseFromString(f.read())
     except OSError as e:
         raise InvalidModelError("%s: cannot read: %s" % (path, e.strerror)) from None
-    except Exception as e:  # protobuf's DecodeError has no public base class to name
+    except DecodeError as e:
         raise InvalidModelError("%s: not a binary GraphDef (%s)" % (path, e)) from None
     nodes = {n.name: n for n in graph_def.node}
     missing = [n for n in names if n.split(":")[0] not in nodes]

@@ -26,6 +26,7 @@ def parse_tags(tags: str) -> Optional[List[str]]:
 
 
 def _read_saved_model_proto(path: str):
+    from google.protobuf.message import DecodeError
     from tensorflow.core.protobuf import saved_model_pb2
     pb = os.path.join(path, "saved_model.pb")
     if not os.path.isfile(pb):
@@ -34,7 +35,7 @@ def _read_saved_model_proto(path: str):
     with open(pb, "rb") as f:
         try:
             proto.ParseFromString(f.read())
-        except Exception as e:  # protobuf raises DecodeError (no common base to name)
+        except DecodeError as e:
             raise InvalidModelError("%s: saved_model.pb does not parse (%s)" % (pb, e)) from None
     return proto
 
