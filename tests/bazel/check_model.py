@@ -3,12 +3,17 @@
 Always checked: model.json's weightsManifest against the files in MODEL_DIR
 (every shard listed, no stray file, each group's bytes equal to its weights'
 encoded size), and SUMMARY_JSON against MODEL_DIR (names, sizes and sha256 of
-every file, shard count, byte totals, weight/group/quantization counts).
+every file, shard count, byte totals, weight/group/quantization counts). For a
+graph model also: one weight group; the Const nodes (graph, functions,
+initializer) are exactly the weights, with their shapes and no payload left in
+model.json; the signature names existing nodes; every fused op's bias is a
+rank-1 weight (what TF.js's wasm backend requires).
 CHECKS add exact expectations, see ``_parser``. Prints one line per failure and
 exits 1 if any; stdlib only, so it runs on any python3.
 """
 
 import argparse
+import base64
 import hashlib
 import json
 import math
@@ -96,6 +101,83 @@ def check_shard_size(c: Checker, doc: dict, sizes: Dict[str, int], shard_size: i
                all(s == shard_size for s in got[:-1]) and (not got or 0 < got[-1] <= shard_size))
 
 
+# Fused ops of a graph model: inputs are (x, filter or matrix, *args); args[0] is
+# the bias when fused_ops starts with BiasAdd.
+_FUSED_OPS = ("_FusedConv2D", "_FusedMatMul", "FusedDepthwiseConv2dNative")
+# Keys of a Const's TensorProto that hold values (protobuf JSON names).
+_PAYLOAD_KEYS = ("tensorContent", "floatVal", "doubleVal", "intVal", "int64Val", "boolVal",
+                 "stringVal", "halfVal", "scomplexVal", "dcomplexVal", "uint32Val", "uint64Val")
+
+
+def _graph_nodes(doc: dict) -> List[dict]:
+    """Every NodeDef of a graph model: main graph, its functions, the initializer."""
+    topology = doc.get("modelTopology") or {}
+    nodes = list(topology.get("node", []))
+    for func in topology.get("library", {}).get("function", []):
+        nodes += func.get("nodeDef", [])
+    nodes += (doc.get("modelInitializer") or {}).get("node", [])
+    return nodes
+
+
+def _tensor_shape(shape: dict) -> List[int]:
+    return [int(d.get("size", 0)) for d in shape.get("dim", [])]
+
+
+def _strings(attr: dict) -> List[str]:
+    """A list(string) attr's values (protobuf JSON holds bytes as base64)."""
+    return [base64.b64decode(v).decode("utf-8") for v in attr.get("list", {}).get("s", [])]
+
+
+def check_graph(c: Checker, doc: dict) -> None:
+    """The invariants every graph model we write must hold (see the module doc)."""
+    c.equal("graph model: number of weight groups", 1, len(doc["weightsManifest"]))
+    weights = {w["name"]: w for w in _weights(doc)}
+    nodes = _graph_nodes(doc)
+    consts = {n["name"]: n for n in nodes if n.get("op") == "Const"}
+    c.equal("graph model: Const nodes = weights", sorted(weights), sorted(consts))
+    for name in sorted(set(consts) & set(weights)):
+        tensor = consts[name].get("attr", {}).get("value", {}).get("tensor", {})
+        c.equal("Const %s: shape in the topology = manifest shape" % name,
+                weights[name]["shape"], _tensor_shape(tensor.get("tensorShape", {})))
+        left = sorted(k for k in _PAYLOAD_KEYS if k in tensor)
+        c.true("Const %s: payload %s left in model.json" % (name, left), not left)
+    names = {n["name"] for n in doc["modelTopology"].get("node", [])}
+    for side in ("inputs", "outputs"):
+        for key, info in sorted(doc.get("signature", {}).get(side, {}).items()):
+            node = info["name"].split(":")[0]
+            c.true("signature %s %r names node %s, which the graph lacks" % (side, key, node),
+                   node in names)
+    for node in nodes:
+        if node.get("op") not in _FUSED_OPS:
+            continue
+        attrs = node.get("attr", {})
+        fused = _strings(attrs.get("fused_ops", {}))
+        data = [i for i in node.get("input", []) if not i.startswith("^")]
+        c.true("%s %s: fused_ops %s do not start with BiasAdd" % (node["op"], node["name"], fused),
+               bool(fused) and fused[0] == "BiasAdd")
+        bias = data[2].split(":")[0] if len(data) > 2 else None
+        shape = weights[bias]["shape"] if bias in weights else None
+        c.true("%s %s: bias %s has shape %s, want a rank-1 weight" % (
+            node["op"], node["name"], bias, shape), shape is not None and len(shape) == 1)
+
+
+def _signature_text(entries: dict) -> str:
+    """``key=DTYPE[d,...];...`` of a signature side, sorted by key (``[?]``: unknown rank)."""
+    out = []
+    for key, info in sorted(entries.items()):
+        shape = info.get("tensorShape", {})
+        dims = "?" if shape.get("unknownRank") else ",".join(map(str, _tensor_shape(shape)))
+        out.append("%s=%s[%s]" % (key, info.get("dtype"), dims))
+    return ";".join(out)
+
+
+def _op_counts(doc: dict) -> Dict[str, int]:
+    counts: Dict[str, int] = {}
+    for node in _graph_nodes(doc):
+        counts[node.get("op")] = counts.get(node.get("op"), 0) + 1
+    return counts
+
+
 def _pairs(text: str, sep: str) -> List[List[str]]:
     return [item.split(sep, 1) for item in text.split(",") if item]
 
@@ -116,6 +198,11 @@ def _parser() -> argparse.ArgumentParser:
                    help="exact userDefinedMetadata: key=path.json,...; empty: none")
     p.add_argument("--same_files_as", help="a directory whose files these must equal byte for byte")
     p.add_argument("--same_shards_as", help="a model directory whose shard files these must equal")
+    p.add_argument("--inputs", help="exact graph signature inputs: key=DT_FLOAT[-1,8];...")
+    p.add_argument("--outputs", help="exact graph signature outputs: key=DT_FLOAT[-1,4];...")
+    p.add_argument("--ops", default="",
+                   help="exact node counts of these ops in a graph model: op=count,... "
+                        "(0: absent)")
     return p
 
 
@@ -132,6 +219,16 @@ def main(argv: List[str]) -> int:
     c.equal("model.json format", args.format, doc.get("format"))
     check_manifest(c, args.model_dir, doc)
     check_summary(c, args.model_dir, doc, summary)
+    if doc.get("format") == "graph-model":
+        check_graph(c, doc)
+    for side in ("inputs", "outputs"):
+        want_text = getattr(args, side)
+        if want_text is not None:
+            c.equal("signature %s" % side, want_text,
+                    _signature_text(doc.get("signature", {}).get(side, {})))
+    counts = _op_counts(doc) if args.ops else {}
+    for op, count in _pairs(args.ops, "="):
+        c.equal("number of %s nodes" % op, int(count), counts.get(op, 0))
     if args.source is not None:
         c.equal("summary source", args.source, summary.get("source"))
     if args.shard_size is not None:

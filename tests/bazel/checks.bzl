@@ -3,7 +3,7 @@
 # The converter environment's python3: the tests need no Python toolchain.
 _PYTHON = "@tfjs_converter_env//:python3"
 
-def model_check_test(name, model, checks = [], data = []):
+def model_check_test(name, model, checks = [], data = [], tags = None):
     """Checks `model`'s directory and summary JSON (see check_model.py).
 
     Args:
@@ -11,12 +11,14 @@ def model_check_test(name, model, checks = [], data = []):
       model: a tfjs_model label in this package (":x").
       checks: check_model.py flags; $(rootpath) is expanded against data.
       data: files the checks read (metadata JSON, other models).
+      tags: tags of the test and its filegroup (e.g. manual).
     """
     native.filegroup(
         name = name + "_summary",
         srcs = [model],
         output_group = "summary",
         testonly = True,
+        tags = tags,
     )
     native.sh_test(
         name = name,
@@ -29,4 +31,5 @@ def model_check_test(name, model, checks = [], data = []):
             "$(rootpath :%s_summary)" % name,
         ] + checks,
         data = [_PYTHON, "check_model.py", model, ":%s_summary" % name] + data,
+        tags = tags,
     )

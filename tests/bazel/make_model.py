@@ -1,10 +1,27 @@
-"""Writes small Keras models for the rule tests: make_model.py OUT KIND.
+"""Writes small Keras models for the rule tests: make_model.py OUT KIND [SAVER].
 
-KIND: ``mlp`` or ``mlp_<seed>`` (Dense 8->16 relu, Dense 16->4; 4 float32
-weights, 848 bytes), or ``broken`` (not a model). The format follows OUT's
-extension: ``.h5`` (Keras HDF5) or ``.keras`` (Keras 3 archive). Seeded, and
-the archive's timestamps and object ids are fixed, so the same KIND gives the
-same bytes on every run: generated sources keep conversion cache keys stable.
+KIND:
+
+- ``mlp`` or ``mlp_<seed>``: Dense 8->16 relu, Dense 16->4; 4 float32 weights,
+  848 bytes;
+- ``cnn``: a 8x8x3 image through Conv2D + BatchNormalization + ReLU,
+  DepthwiseConv2D + BatchNormalization + ReLU6, global average pooling, Dense
+  relu and Dense; every weight (biases and batch-norm statistics included)
+  drawn from a seeded generator, so that no bias is zero and a graph
+  conversion has real batch norms to fold and biases to fuse;
+- ``broken``: not a model.
+
+OUT's extension picks the format: ``.h5`` (Keras HDF5) or ``.keras`` (Keras 3
+archive); any other OUT is a SavedModel directory written by SAVER:
+``tf_saved_model`` (``tf.saved_model.save``) or ``keras_export`` (Keras 3's
+``model.export``).
+
+Seeded, and the archive's timestamps and object ids and the SavedModel
+fingerprint's uuid are fixed, so the same KIND gives the same bytes on every
+run (generated sources keep conversion cache keys stable), with one exception:
+``keras_export`` orders the SavedModel's variables by object address
+(TensorFlow's ``ObjectIdentityWeakSet``), so its bytes vary from run to run;
+its conversions must not (tests/bazel/BUILD checks that).
 """
 
 import json
@@ -16,6 +33,7 @@ import zipfile
 # date_saved otherwise carry the time of the run.
 _FIXED_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 _FIXED_DATE_SAVED = "1980-01-01@00:00:00"
+_SAVERS = ("tf_saved_model", "keras_export")
 
 
 def _renumber_shared_objects(node, ids):
@@ -54,26 +72,85 @@ def _normalize_keras_archive(path: str) -> None:
     os.replace(tmp, path)
 
 
-def main(out: str, kind: str) -> None:
+def _normalize_saved_model(directory: str) -> None:
+    """Fixes what varies between two saves of one model: the fingerprint's random
+    uuid (replaced by the content checksum it sits next to) and an empty
+    assets/ directory (which tree artifacts and remote caches do not keep)."""
+    from tensorflow.core.protobuf import fingerprint_pb2
+    path = os.path.join(directory, "fingerprint.pb")
+    if os.path.exists(path):
+        fingerprint = fingerprint_pb2.FingerprintDef()
+        with open(path, "rb") as f:
+            fingerprint.ParseFromString(f.read())
+        fingerprint.uuid = str(fingerprint.saved_model_checksum)
+        with open(path, "wb") as f:
+            f.write(fingerprint.SerializeToString(deterministic=True))
+    assets = os.path.join(directory, "assets")
+    if os.path.isdir(assets) and not os.listdir(assets):
+        os.rmdir(assets)
+
+
+def _mlp(keras, kind: str, seed: str):
+    keras.utils.set_random_seed(int(seed or 0))
+    return keras.Sequential([keras.Input((8,)), keras.layers.Dense(16, activation="relu"),
+                             keras.layers.Dense(4)], name=kind)
+
+
+def _cnn(keras):
+    import numpy as np
+    keras.utils.set_random_seed(0)
+    layers = keras.layers
+    image = keras.Input((8, 8, 3), name="image")
+    x = layers.Conv2D(4, 3, padding="same", use_bias=False)(image)
+    x = layers.BatchNormalization()(x)
+    x = layers.ReLU()(x)
+    x = layers.DepthwiseConv2D(3, padding="same", use_bias=False)(x)
+    x = layers.BatchNormalization()(x)
+    x = layers.ReLU(max_value=6.0)(x)
+    x = layers.GlobalAveragePooling2D()(x)
+    x = layers.Dense(5, activation="relu")(x)
+    scores = layers.Dense(3, name="scores")(x)
+    model = keras.Model(image, scores, name="cnn")
+    rng = np.random.default_rng(0)
+    weights = []
+    for w in model.weights:
+        if w.path.endswith("moving_variance"):
+            weights.append(rng.uniform(0.5, 1.5, w.shape))
+        else:
+            weights.append(rng.normal(0.0, 0.5, w.shape))
+    model.set_weights([w.astype(np.float32) for w in weights])
+    return model
+
+
+def main(out: str, kind: str, saver: str = "") -> None:
     if kind == "broken":
         with open(out, "wb") as f:
             f.write(b"this is not a model\n")
         return
     name, _, seed = kind.partition("_")
-    if name != "mlp" or (seed and not seed.isdigit()):
-        raise SystemExit("make_model.py: KIND got %r, want mlp, mlp_<seed> or broken" % kind)
-    if not out.endswith((".h5", ".keras")):
-        raise SystemExit("make_model.py: OUT got %r, want a .h5 or .keras path" % out)
+    if kind != "cnn" and (name != "mlp" or (seed and not seed.isdigit())):
+        raise SystemExit("make_model.py: KIND got %r, want mlp, mlp_<seed>, cnn or broken" % kind)
+    is_file = out.endswith((".h5", ".keras"))
+    if is_file == bool(saver) or (saver and saver not in _SAVERS):
+        raise SystemExit("make_model.py: OUT %r with SAVER %r; want a .h5 or .keras OUT and no "
+                         "SAVER, or a SavedModel directory OUT and SAVER %s"
+                         % (out, saver, " or ".join(_SAVERS)))
     import keras
-    keras.utils.set_random_seed(int(seed or 0))
-    model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(16, activation="relu"),
-                              keras.layers.Dense(4)], name=kind)
-    model.save(out)
-    if out.endswith(".keras"):
+    model = _cnn(keras) if kind == "cnn" else _mlp(keras, kind, seed)
+    if saver == "keras_export":
+        model.export(out, verbose=False)
+    elif saver == "tf_saved_model":
+        import tensorflow as tf
+        tf.saved_model.save(model, out)
+    else:
+        model.save(out)
+    if saver:
+        _normalize_saved_model(out)
+    elif out.endswith(".keras"):
         _normalize_keras_archive(out)
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 3:
-        raise SystemExit("usage: make_model.py OUT KIND")
+    if len(sys.argv) not in (3, 4):
+        raise SystemExit("usage: make_model.py OUT KIND [SAVER]")
     main(*sys.argv[1:])

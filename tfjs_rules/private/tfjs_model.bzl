@@ -21,19 +21,25 @@ EXECUTION_REQUIREMENTS = {
 # A string: Bazel 4.2.3 takes no Label here, so the repository must be named tfjs_rules.
 _TOOLCHAIN = "@tfjs_rules//tfjs_rules:converter_toolchain_type"
 
-def infer_output_format(input_format, source_path):
+def infer_output_format(input_format, source_path, is_directory = False):
     """The output format when none is given.
 
     Args:
       input_format: the input_format attribute ("" when not given).
       source_path: the path the converter reads.
+      is_directory: whether src is one directory (a tree artifact), whose files
+        analysis cannot see.
 
     Returns:
       "tfjs_layers_model" for Keras and TF.js layers inputs (by input_format, else
-      by the .h5/.hdf5/.keras/.json extension), "tfjs_graph_model" otherwise.
+      by the .h5/.hdf5/.keras/.json extension of a file), "tfjs_graph_model"
+      otherwise: a SavedModel or TF-Hub directory, a frozen .pb, or a tree
+      artifact (a TF.js layers model in one needs input_format).
     """
     if input_format:
         return "tfjs_layers_model" if input_format in _LAYERS_INPUTS else "tfjs_graph_model"
+    if is_directory:
+        return "tfjs_graph_model"
     for ext in _LAYERS_EXTENSIONS:
         if source_path.endswith(ext):
             return "tfjs_layers_model"
@@ -44,7 +50,7 @@ def _resolve_source(ctx):
 
     Returns:
       struct(path = the path passed to the converter, file = the File that
-      identifies the model).
+      identifies the model, is_directory = whether src is one tree artifact).
     """
     src = ctx.attr.src
     if TfjsModelInfo in src:
@@ -54,7 +60,7 @@ def _resolve_source(ctx):
                 src.label,
                 info.format,
             ) + "convert back)", attr = "src")
-        return struct(path = info.model_json, file = info.model_dir)
+        return struct(path = info.model_json, file = info.model_dir, is_directory = False)
 
     files = ctx.files.src
     models = [f for f in files if f.basename == "model.json"]
@@ -66,12 +72,14 @@ def _resolve_source(ctx):
             ", ".join([f.short_path for f in models + saved_models]),
         ), attr = "src")
     if models:
-        return struct(path = models[0].path, file = models[0])
+        return struct(path = models[0].path, file = models[0], is_directory = False)
     if saved_models:
         # The converter reads the SavedModel's directory, not saved_model.pb itself.
-        return struct(path = saved_models[0].dirname, file = saved_models[0])
+        return struct(path = saved_models[0].dirname, file = saved_models[0], is_directory = False)
     if len(files) == 1:
-        return struct(path = files[0].path, file = files[0])
+        # One file, or one directory (a tree artifact, e.g. a SavedModel written
+        # in the build by tfjs_py_run's out_dirs): the converter reads that path.
+        return struct(path = files[0].path, file = files[0], is_directory = files[0].is_directory)
     fail("tfjs_model: src %s got %d files but neither model.json nor saved_model.pb, " % (
         src.label,
         len(files),
@@ -158,10 +166,21 @@ def _tfjs_model_impl(ctx):
     toolchain = ctx.toolchains[_TOOLCHAIN]
     source = _resolve_source(ctx)
     output_format = (ctx.attr.output_format or
-                     infer_output_format(ctx.attr.input_format, source.path))
+                     infer_output_format(ctx.attr.input_format, source.path, source.is_directory))
     if ctx.attr.split_weights_by_layer and output_format != "tfjs_layers_model":
         fail("tfjs_model: split_weights_by_layer got True for a %s output, want it only " %
              output_format + "with tfjs_layers_model", attr = "split_weights_by_layer")
+    if output_format != "tfjs_graph_model":
+        for name, value in [
+            ("output_node_names", ctx.attr.output_node_names),
+            ("use_structured_outputs_names", ctx.attr.use_structured_outputs_names),
+        ]:
+            if value:
+                fail("tfjs_model: %s got %r for a %s output, want it only with " % (
+                    name,
+                    value,
+                    output_format,
+                ) + "tfjs_graph_model", attr = name)
     metadata = _metadata_files(ctx)
 
     out = ctx.actions.declare_directory(ctx.label.name)
@@ -189,6 +208,10 @@ def _tfjs_model_impl(ctx):
         args.add("--strip_debug_ops=" + _bool(ctx.attr.strip_debug_ops))
         args.add("--control_flow_v2=" + _bool(ctx.attr.control_flow_v2))
         args.add("--skip_op_check=" + _bool(ctx.attr.skip_op_check))
+        if ctx.attr.output_node_names:
+            args.add("--output_node_names=" + ctx.attr.output_node_names)
+        if ctx.attr.use_structured_outputs_names:
+            args.add("--use_structured_outputs_names=true")
     args.add("--summary_file=" + summary.path)
     args.add("--source_label=" + str(ctx.attr.src.label))
 
@@ -230,7 +253,8 @@ tfjs_model = rule(
             allow_files = True,
             mandatory = True,
             doc = "The source model: an .h5/.hdf5/.keras file, a model.json (with its shards), " +
-                  "a SavedModel directory (a target whose files include saved_model.pb), " +
+                  "a SavedModel directory (a target whose files include saved_model.pb, or " +
+                  "one tree artifact such as a tfjs_py_run out_dirs entry), " +
                   "another tfjs_model (a tfjs_layers_model, to requantize or reshard it), or a " +
                   "target producing one of these.",
         ),
@@ -243,7 +267,8 @@ tfjs_model = rule(
         "output_format": attr.string(
             doc = "tfjs_layers_model or tfjs_graph_model. Empty: tfjs_layers_model for Keras " +
                   "and TF.js inputs (by input_format, else by a .h5/.hdf5/.keras/.json " +
-                  "extension or a model.json in src), tfjs_graph_model otherwise.",
+                  "extension or a model.json in src), tfjs_graph_model otherwise (a tree " +
+                  "artifact src included).",
         ),
         "quantize_float16": attr.string_list(
             doc = "Weight-name wildcards (e.g. `conv*/kernel`, `*`) quantized to float16.",
@@ -286,6 +311,15 @@ tfjs_model = rule(
         "skip_op_check": attr.bool(
             default = False,
             doc = "Do not check ops against TF.js's supported-op list (graph models).",
+        ),
+        "output_node_names": attr.string(
+            doc = "Comma-separated output nodes of a frozen graph (input_format " +
+                  "tf_frozen_model; graph models).",
+        ),
+        "use_structured_outputs_names": attr.bool(
+            default = False,
+            doc = "Name the outputs by the keys of a dict-output signature, in " +
+                  "userDefinedMetadata.structuredOutputKeys (graph models).",
         ),
         "_worker": attr.label(
             default = Label("//converter:worker.py"),

@@ -1,12 +1,13 @@
-"""Analysis tests of tfjs_model: the provider, the TfjsConvert action, and attribute errors.
+"""Analysis tests of tfjs_model and tfjs_py_run: providers, actions, attribute errors.
 
 Nothing here runs the converter: the targets under test are only analyzed, so
-their sources are empty placeholder files. tests/bazel/ checks real outputs.
+their sources are empty placeholder files (and a tfjs_py_run tree artifact that
+is never built). tests/bazel/ checks real outputs.
 """
 
 load("@bazel_skylib//lib:unittest.bzl", "analysistest", "asserts", "unittest")
 load("@bazel_skylib//rules:write_file.bzl", "write_file")
-load("//tfjs_rules:defs.bzl", "TfjsModelInfo", "tfjs_model")
+load("//tfjs_rules:defs.bzl", "TfjsModelInfo", "tfjs_model", "tfjs_py_run")
 load(
     "//tfjs_rules/private:tfjs_model.bzl",
     "EXECUTION_REQUIREMENTS",
@@ -19,7 +20,8 @@ _MANUAL = ["manual"]  # built only as targets under test, never by //...
 _LOCK = "../tfjs_converter_env/requirements_lock.txt"
 
 _GRAPH_FLAGS = ["--signature_name", "--saved_model_tags", "--strip_debug_ops",
-                "--control_flow_v2", "--skip_op_check"]
+                "--control_flow_v2", "--skip_op_check", "--output_node_names",
+                "--use_structured_outputs_names"]
 
 # ---------------------------------------------------------------- helpers
 
@@ -72,6 +74,16 @@ def _fixtures():
     _fixture("other_b", "fixtures/other/b.bin")
     _fixture("meta_1", "fixtures/meta_1.json")
     _fixture("meta_2", "fixtures/meta_2.json")
+    _fixture("gen_py", "fixtures/gen.py")
+
+    # A SavedModel written in the build: one tree artifact, whose files analysis
+    # cannot see.
+    tfjs_py_run(
+        name = "saved_tree",
+        out_dirs = ["fixtures/saved_tree"],
+        script = ":gen_py",
+        tags = _MANUAL,
+    )
     native.filegroup(name = "tfjs_files", srcs = [":tfjs_json", ":tfjs_shard"], tags = _MANUAL)
     native.filegroup(
         name = "saved_model",
@@ -232,9 +244,70 @@ def _infer_output_format_test_impl(ctx):
     ]:
         asserts.equals(env, want, infer_output_format(input_format, path),
                        "infer_output_format(%r, %r)" % (input_format, path))
+
+    # A directory (tree artifact): its name says nothing about its contents.
+    for input_format, path, want in [
+        ("", "gen/saved", "tfjs_graph_model"),
+        ("", "gen/model.json", "tfjs_graph_model"),
+        ("", "gen/model.keras", "tfjs_graph_model"),
+        ("tfjs_layers_model", "gen/web", "tfjs_layers_model"),
+        ("keras_saved_model", "gen/saved", "tfjs_layers_model"),
+        ("tf_saved_model", "gen/saved", "tfjs_graph_model"),
+    ]:
+        asserts.equals(env, want, infer_output_format(input_format, path, True),
+                       "infer_output_format(%r, %r, True)" % (input_format, path))
     return unittest.end(env)
 
 _infer_output_format_test = unittest.make(_infer_output_format_test_impl)
+
+# ---------------------------------------------------------------- tfjs_py_run
+
+def _py_run_test_impl(ctx):
+    env = analysistest.begin(ctx)
+    actions = [a for a in analysistest.target_actions(env) if a.mnemonic == "TfjsPyRun"]
+    asserts.equals(env, 1, len(actions), "number of TfjsPyRun actions")
+    if not actions:
+        return analysistest.end(env)
+    action = actions[0]
+    target = analysistest.target_under_test(env)
+    files = target[DefaultInfo].files.to_list()
+    asserts.equals(env, [False, True], [f.is_directory for f in files],
+                   "DefaultInfo: the outs file, then the out_dirs tree artifact")
+    asserts.equals(env, _paths(files), _paths(action.outputs.to_list()), "action outputs")
+    runfiles = target[DefaultInfo].default_runfiles.files.to_list()
+    asserts.true(env, all([f in runfiles for f in files]), "runfiles hold every output")
+    asserts.true(env, action.argv[0].endswith("/python3"), "runs the toolchain's python3")
+    asserts.equals(env, [
+        "-I",
+        "-B",
+        _expand(env, "{bin}/{pkg}/fixtures/gen.py"),
+        _expand(env, "{bin}/{pkg}/fixtures/gen_out.h5"),
+        _expand(env, "{bin}/{pkg}/fixtures/gen_dir"),
+        "--data",
+        _expand(env, "{bin}/{pkg}/fixtures/meta_1.json"),
+    ], action.argv[1:])
+    inputs = [f.short_path for f in action.inputs.to_list()]
+    for want in [_LOCK, "{pkg}/fixtures/gen.py", "{pkg}/fixtures/meta_1.json"]:
+        want = _expand(env, want)
+        asserts.true(env, want in inputs, "%s is an input; inputs: %s" % (want, inputs))
+    asserts.equals(env, {"TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": "",
+                         "PYTHONHASHSEED": "0"}, action.env)
+    return analysistest.end(env)
+
+# outs then out_dirs paths, then args with $(location) expanded; both kinds of output.
+_py_run_test = analysistest.make(_py_run_test_impl)
+
+def _py_run_tests():
+    tfjs_py_run(
+        name = "gen_both",
+        outs = ["fixtures/gen_out.h5"],
+        out_dirs = ["fixtures/gen_dir"],
+        args = ["--data", "$(location :meta_1)"],
+        data = [":meta_1"],
+        script = ":gen_py",
+        tags = _MANUAL,
+    )
+    return [_test(_py_run_test, "py_run_test", target_under_test = ":gen_both")]
 
 # ---------------------------------------------------------------- .summary
 
@@ -268,19 +341,24 @@ _failure_test = analysistest.make(_failure_test_impl, expect_failure = True, att
     "want": attr.string_list(doc = "Substrings of the error; {pkg} is expanded."),
 })
 
-def _attr_error(attr_name):
-    """How Bazel 4.2.3 reports fail("tfjs_model: ...", attr = attr_name)."""
-    return "Error in fail: attribute %s: tfjs_model: " % attr_name
+def _attr_error(attr_name, rule_name = "tfjs_model"):
+    """How Bazel 4.2.3 reports fail("<rule_name>: ...", attr = attr_name)."""
+    return "Error in fail: attribute %s: %s: " % (attr_name, rule_name)
 
-def _expect_error(name, attr_name, message, **kwargs):
-    """A tfjs_model `name` built from kwargs, and a test that it fails on attr_name."""
-    tfjs_model(name = name, tags = _MANUAL, **kwargs)
+def _expect_error(name, attr_name, message, rule = tfjs_model, rule_name = "tfjs_model",
+                  **kwargs):
+    """A `rule` target `name` built from kwargs, and a test that it fails on attr_name."""
+    rule(name = name, tags = _MANUAL, **kwargs)
     return _test(
         _failure_test,
         name + "_test",
         target_under_test = ":" + name,
-        want = [_attr_error(attr_name) + message],
+        want = [_attr_error(attr_name, rule_name) + message],
     )
+
+def _expect_py_run_error(name, attr_name, message, **kwargs):
+    return _expect_error(name, attr_name, message, rule = tfjs_py_run, rule_name = "tfjs_py_run",
+                         script = ":gen_py", **kwargs)
 
 def _failure_tests():
     return [
@@ -418,6 +496,53 @@ def _failure_tests():
             src = ":saved_model",
             split_weights_by_layer = True,
         ),
+        _expect_error(
+            "bad_output_nodes_for_layers",
+            "output_node_names",
+            "output_node_names got \"Identity\" for a tfjs_layers_model output, want it only " +
+            "with tfjs_graph_model",
+            src = ":model_h5",
+            output_node_names = "Identity",
+        ),
+        _expect_error(
+            "bad_structured_for_layers",
+            "use_structured_outputs_names",
+            "use_structured_outputs_names got True for a tfjs_layers_model output, want it " +
+            "only with tfjs_graph_model",
+            src = ":tfjs_files",
+            use_structured_outputs_names = True,
+        ),
+        _expect_py_run_error(
+            "bad_py_run_no_outputs",
+            "outs",
+            "outs and out_dirs are both empty, want at least one output",
+        ),
+        _expect_py_run_error(
+            "bad_py_run_dir_dotdot",
+            "out_dirs",
+            "out_dirs got \"../up\", want a relative path without '.', '..' or empty parts",
+            out_dirs = ["../up"],
+        ),
+        _expect_py_run_error(
+            "bad_py_run_dir_absolute",
+            "out_dirs",
+            "out_dirs got \"/tmp/x\", want a relative path",
+            out_dirs = ["/tmp/x"],
+        ),
+        _expect_py_run_error(
+            "bad_py_run_dir_twice",
+            "out_dirs",
+            "out_dirs got \"gen/a\" twice, want each directory once",
+            out_dirs = ["gen/a", "gen/a"],
+        ),
+        _expect_py_run_error(
+            "bad_py_run_dir_holds_out",
+            "out_dirs",
+            "out_dirs got \"gen\", which holds outs file \"{pkg}/gen/m.h5\"; want a " +
+            "directory no other output is in",
+            outs = ["gen/m.h5"],
+            out_dirs = ["gen"],
+        ),
     ]
 
 # ---------------------------------------------------------------- suite
@@ -442,6 +567,15 @@ def _provider_tests():
         ("h5_to_graph", ":model_h5", {"output_format": graph}, graph, "model.h5", "model.h5"),
         ("saved_to_layers", ":saved_model", {"input_format": "keras_saved_model"}, layers,
          "saved/saved_model.pb", "saved"),
+        # A tree artifact is read as a directory: a SavedModel unless input_format says.
+        ("tree_default", ":saved_tree", {}, graph, "saved_tree", "saved_tree"),
+        ("tree_as_layers", ":saved_tree", {"input_format": "tfjs_layers_model"}, layers,
+         "saved_tree", "saved_tree"),
+        ("tree_keras_saved_model", ":saved_tree", {"input_format": "keras_saved_model"}, layers,
+         "saved_tree", "saved_tree"),
+        ("tree_keras_to_graph", ":saved_tree",
+         {"input_format": "keras_saved_model", "output_format": graph}, graph, "saved_tree",
+         "saved_tree"),
     ]:
         tfjs_model(name = target, src = src, tags = _MANUAL, **kwargs)
         tests.append(_test(
@@ -480,6 +614,14 @@ def _action_tests():
         strip_debug_ops = False,
         control_flow_v2 = True,
         skip_op_check = True,
+        tags = _MANUAL,
+    )
+    tfjs_model(
+        name = "graph_frozen",
+        src = ":model_bin",
+        input_format = "tf_frozen_model",
+        output_node_names = "logits,probs",
+        use_structured_outputs_names = True,
         tags = _MANUAL,
     )
     tfjs_model(
@@ -539,7 +681,8 @@ def _action_tests():
                 "--skip_op_check=false",
                 "--source_label=//{pkg}:saved_model",
             ],
-            absent = ["--signature_name", "--split_weights_by_layer", "--input_format"],
+            absent = ["--signature_name", "--split_weights_by_layer", "--input_format",
+                      "--output_node_names", "--use_structured_outputs_names"],
             # The converter reads the SavedModel's directory: all of it is an input.
             want_inputs = [
                 "{pkg}/fixtures/saved/saved_model.pb",
@@ -561,6 +704,27 @@ def _action_tests():
                 "--skip_op_check=true",
                 "--quantize_float16=*",
             ],
+            absent = ["--output_node_names", "--use_structured_outputs_names"],
+        ),
+        _test(
+            _flags_test,
+            "graph_frozen_flags_test",
+            target_under_test = ":graph_frozen",
+            want = [
+                "--input_format=tf_frozen_model",
+                "--output_format=tfjs_graph_model",
+                "--output_node_names=logits,probs",
+                "--use_structured_outputs_names=true",
+            ],
+        ),
+        _test(
+            _flags_test,
+            "graph_tree_flags_test",
+            target_under_test = ":tree_default",
+            want = ["--output_format=tfjs_graph_model", "--source_label=//{pkg}:saved_tree"],
+            absent = ["--input_format"],
+            # The tree artifact itself is the input (its files are staged with it).
+            want_inputs = ["{pkg}/fixtures/saved_tree"],
         ),
         _test(_execution_requirements_test, "execution_requirements_test"),
         _test(_infer_output_format_test, "infer_output_format_test"),
@@ -591,5 +755,6 @@ def tfjs_model_test_suite(name):
       name: name of the test_suite holding every test.
     """
     _fixtures()
-    tests = _provider_tests() + _action_tests() + _summary_tests() + _failure_tests()
+    tests = (_provider_tests() + _action_tests() + _py_run_tests() + _summary_tests() +
+             _failure_tests())
     native.test_suite(name = name, tests = [":" + t for t in tests])
