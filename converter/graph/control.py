@@ -28,11 +28,8 @@ def _strip(nodes) -> int:
     return removed
 
 
-def drop_control_inputs(graph_def):
-    """A copy of ``graph_def`` without control inputs (except after hash-table writes)."""
-    out = type(graph_def)()
-    out.CopyFrom(graph_def)
-    _strip(out.node)
-    for func in out.library.function:
+def drop_control_inputs(graph_def) -> None:
+    """Removes control inputs from ``graph_def`` in place (except after hash-table writes)."""
+    _strip(graph_def.node)
+    for func in graph_def.library.function:
         _strip(func.node_def)
-    return out

@@ -1,13 +1,15 @@
 """The graph transforms, in order, from a frozen GraphModel to one ready to write.
 
-Each step is a pure function GraphModel -> GraphModel; ``STEPS`` lists them with
-the reason for their position.
+Each step is a function GraphModel -> GraphModel; ``STEPS`` lists them with
+the reason for their position. The steps that only remove or rewrite nodes
+around the weights (pruning, Grappler, canonical names) edit the GraphDef in
+place: a copy would hold a second copy of every weight, and the model they are
+given (the reader's) is not used again.
 """
 
-import importlib.util
 from typing import Callable, Dict, List, Optional, Tuple
 
-from converter.graph import control, grappler, ops, prune, weights
+from converter.graph import canonical, control, grappler, ops, prune, weights
 from converter.graph.model import GraphModel
 
 
@@ -24,8 +26,8 @@ class GraphOptions:
 
 
 def prune_by_signature(model: GraphModel, options: GraphOptions) -> GraphModel:
-    graph_def = prune.prune(model.graph_def, model.inputs, model.outputs, model.source)
-    return model.replace(graph_def=graph_def)
+    prune.prune_in_place(model.graph_def, model.inputs, model.outputs, model.source)
+    return model
 
 
 def check_ops_before(model: GraphModel, options: GraphOptions) -> GraphModel:
@@ -39,33 +41,31 @@ def run_grappler(model: GraphModel, options: GraphOptions) -> GraphModel:
     optimizers = list(grappler.BASE_OPTIMIZERS)
     if options.strip_debug_ops:
         optimizers.insert(0, grappler.DEBUG_STRIPPER)
-    graph_def = grappler.run_grappler(model.graph_def, model.inputs, model.outputs, optimizers)
-    return model.replace(graph_def=graph_def)
-
-
-def _optimize_graph_fn() -> Optional[Callable]:
-    # The TF.js-specific passes live in converter.graph.optimize; run them when present.
-    if importlib.util.find_spec("converter.graph.optimize") is None:
-        return None
-    module = importlib.import_module("converter.graph.optimize")
-    return getattr(module, "optimize_graph", None)
+    grappler.run_grappler(model.graph_def, model.inputs, model.outputs, optimizers)
+    return model
 
 
 def run_tfjs_passes(model: GraphModel, options: GraphOptions) -> GraphModel:
-    optimize_graph = _optimize_graph_fn()
-    if optimize_graph is None:
-        return model
+    from converter.graph.optimize import optimize_graph
     graph_def = optimize_graph(model.graph_def, [o.name for o in model.outputs])
     return model.replace(graph_def=graph_def)
 
 
 def drop_control_inputs(model: GraphModel, options: GraphOptions) -> GraphModel:
-    return model.replace(graph_def=control.drop_control_inputs(model.graph_def))
+    control.drop_control_inputs(model.graph_def)
+    return model
 
 
 def check_ops_after(model: GraphModel, options: GraphOptions) -> GraphModel:
     if not options.skip_op_check:
         ops.check_ops(model.graphs(), "after optimization", model.source)
+    return model
+
+
+def canonicalize(model: GraphModel, options: GraphOptions) -> GraphModel:
+    # In place: a copy would duplicate the weights still inline in Const nodes.
+    for _, graph_def in model.graphs():
+        canonical.canonicalize(graph_def)
     return model
 
 
@@ -94,6 +94,7 @@ STEPS: List[Tuple[Callable[[GraphModel, GraphOptions], GraphModel], str]] = [
     (drop_control_inputs, "TF.js waits on control inputs as data; NoOps would block it"),
     (prune_by_signature, "dead nodes, NoOps and unused functions left by the steps above"),
     (check_ops_after, "passes may emit ops; what TF.js loads must be supported"),
+    (canonicalize, "names of traced functions depend on the process; weights take them"),
     (name_weights, "after the graph is final: weight names are Const node names"),
     (plan_quantization, "needs the final weight names the patterns match"),
     (add_metadata, "last: never depends on the graph"),

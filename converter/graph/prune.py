@@ -42,19 +42,14 @@ def _used_functions(library, roots: Iterable[str]) -> Set[str]:
     return seen
 
 
-def prune(graph_def, inputs: Sequence[TensorInfo], outputs: Sequence[TensorInfo], where: str):
-    """Returns a copy of ``graph_def`` holding only the nodes the outputs need.
-
-    Raises:
-      InvalidModelError: an input or output names a node that does not exist.
-    """
+def _needed(graph_def, inputs: Sequence[TensorInfo], outputs: Sequence[TensorInfo],
+            where: str) -> Set[str]:
     by_name: Dict[str, object] = {n.name: n for n in graph_def.node}
     for info in list(inputs) + list(outputs):
         if info.node not in by_name:
             raise InvalidModelError("%s: signature tensor %s (key %r) names no node of the graph"
                                     % (where, info.name, info.key))
-    input_nodes = {i.node for i in inputs}
-    keep: Set[str] = set(input_nodes)
+    keep: Set[str] = {i.node for i in inputs}
     stack = [o.node for o in outputs]
     while stack:
         name = stack.pop()
@@ -62,23 +57,52 @@ def prune(graph_def, inputs: Sequence[TensorInfo], outputs: Sequence[TensorInfo]
             continue
         keep.add(name)
         stack.extend(input_node(i) for i in by_name[name].input if input_node(i) not in keep)
-    out = type(graph_def)()
-    out.versions.CopyFrom(graph_def.versions)
+    return keep
+
+
+def _delete(repeated, drop) -> None:
+    """Deletes the items ``drop(item)`` selects, a run of them at a time."""
+    doomed = [i for i, item in enumerate(repeated) if drop(item)]
+    while doomed:
+        end = doomed.pop()
+        start = end
+        while doomed and doomed[-1] == start - 1:
+            start = doomed.pop()
+        del repeated[start:end + 1]
+
+
+def prune_in_place(graph_def, inputs: Sequence[TensorInfo], outputs: Sequence[TensorInfo],
+                   where: str) -> None:
+    """Removes from ``graph_def`` every node (and function) the outputs do not need.
+
+    In place, so the weights in the kept Const nodes are never copied.
+
+    Raises:
+      InvalidModelError: an input or output names a node that does not exist.
+    """
+    keep = _needed(graph_def, inputs, outputs, where)
+    _delete(graph_def.node, lambda n: n.name not in keep)
+    input_nodes = {i.node: i for i in inputs}
     for node in graph_def.node:
-        if node.name not in keep:
-            continue
-        new = out.node.add()
-        new.CopyFrom(node)
         if node.name in input_nodes and node.op != "Placeholder":
-            _make_placeholder(new, next(i for i in inputs if i.node == node.name), where)
+            _make_placeholder(node, input_nodes[node.name], where)
     used = _used_functions(graph_def.library,
-                           (r for n in out.node for r in function_references(n)))
-    for func in graph_def.library.function:
-        if func.signature.name in used:
-            out.library.function.add().CopyFrom(func)
-    for grad in graph_def.library.gradient:
-        if grad.function_name in used:
-            out.library.gradient.add().CopyFrom(grad)
+                           (r for n in graph_def.node for r in function_references(n)))
+    _delete(graph_def.library.function, lambda f: f.signature.name not in used)
+    _delete(graph_def.library.gradient, lambda g: g.function_name not in used)
+    if not graph_def.library.function and not graph_def.library.gradient:
+        graph_def.ClearField("library")  # no empty "library" in model.json
+
+
+def prune(graph_def, inputs: Sequence[TensorInfo], outputs: Sequence[TensorInfo], where: str):
+    """Returns a copy of ``graph_def`` holding only the nodes the outputs need.
+
+    Raises:
+      InvalidModelError: an input or output names a node that does not exist.
+    """
+    out = type(graph_def)()
+    out.CopyFrom(graph_def)
+    prune_in_place(out, inputs, outputs, where)
     return out
 
 

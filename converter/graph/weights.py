@@ -43,9 +43,11 @@ def _rename_in_function(func, renames: Dict[str, str]) -> None:
 
 
 def name_weights(model: GraphModel) -> GraphModel:
-    """Gives every Const a name unique across graph, functions and initializer."""
-    graph_def = type(model.graph_def)()
-    graph_def.CopyFrom(model.graph_def)
+    """Gives every Const a name unique across graph, functions and initializer.
+
+    Renames in place: a copy would duplicate every weight.
+    """
+    graph_def = model.graph_def
     taken: Set[str] = {n.name for n in graph_def.node}
     for func in graph_def.library.function:
         renames = {}
@@ -57,8 +59,6 @@ def name_weights(model: GraphModel) -> GraphModel:
     initializer = model.initializer
     init_outputs = model.initializer_outputs
     if initializer is not None:
-        initializer = type(model.initializer)()
-        initializer.CopyFrom(model.initializer)
         renames = {}
         for node in initializer.node:
             if node.name in taken:
