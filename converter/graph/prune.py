@@ -28,7 +28,8 @@ def function_references(node) -> Iterable[str]:
     yield node.op  # a direct function call uses the function name as op
 
 
-def _used_functions(library, roots: Iterable[str]) -> Set[str]:
+def used_functions(library, roots: Iterable[str]) -> Set[str]:
+    """Names of the library functions ``roots`` call, directly or not (roots included)."""
     by_name = {f.signature.name: f for f in library.function}
     seen: Set[str] = set()
     stack = [r for r in roots if r in by_name]
@@ -60,7 +61,7 @@ def _needed(graph_def, inputs: Sequence[TensorInfo], outputs: Sequence[TensorInf
     return keep
 
 
-def _delete(repeated, drop) -> None:
+def delete_where(repeated, drop) -> None:
     """Deletes the items ``drop(item)`` selects, a run of them at a time."""
     doomed = [i for i, item in enumerate(repeated) if drop(item)]
     while doomed:
@@ -81,15 +82,15 @@ def prune_in_place(graph_def, inputs: Sequence[TensorInfo], outputs: Sequence[Te
       InvalidModelError: an input or output names a node that does not exist.
     """
     keep = _needed(graph_def, inputs, outputs, where)
-    _delete(graph_def.node, lambda n: n.name not in keep)
+    delete_where(graph_def.node, lambda n: n.name not in keep)
     input_nodes = {i.node: i for i in inputs}
     for node in graph_def.node:
         if node.name in input_nodes and node.op != "Placeholder":
             _make_placeholder(node, input_nodes[node.name], where)
-    used = _used_functions(graph_def.library,
+    used = used_functions(graph_def.library,
                            (r for n in graph_def.node for r in function_references(n)))
-    _delete(graph_def.library.function, lambda f: f.signature.name not in used)
-    _delete(graph_def.library.gradient, lambda g: g.function_name not in used)
+    delete_where(graph_def.library.function, lambda f: f.signature.name not in used)
+    delete_where(graph_def.library.gradient, lambda g: g.function_name not in used)
     if not graph_def.library.function and not graph_def.library.gradient:
         graph_def.ClearField("library")  # no empty "library" in model.json
 
