@@ -447,7 +447,8 @@ def test_wasm_alpha_layouts():
 def test_pass_list_order_and_reasons():
     names = [name for name, _, _ in optimize.PASSES]
     assert names == ["expand_fused_ops", "decompose_batch_norms",
-                     "fold_affine_into_weights", "push_constant_adds_into_convs",
+                     "fold_affine_into_weights", "remove_unused_constants",
+                     "push_constant_adds_into_convs",
                      "fuse_prelu", "fuse_conv_bias_activation", "remove_unused_constants"]
     assert all(len(reason) > 20 for _, _, reason in optimize.PASSES)
 

@@ -44,6 +44,9 @@ PASSES: Tuple[Tuple[str, Pass, str], ...] = (
     ("fold_affine_into_weights", fold_affine_into_weights,
      "before fusion: folds BN scale into the weights and leaves one rank-1 BiasAdd, "
      "the only bias form fusion accepts"),
+    ("remove_unused_constants", remove_unused_constants,
+     "right after folding: the replaced weights would otherwise ride through every later "
+     "pass (ResNet50: 196 MB instead of 103 MB of graph, the conversion's memory peak)"),
     ("push_constant_adds_into_convs", push_constant_adds_into_convs,
      "after folding: Grappler's AddN rewrite moves a BN offset past the residual sum; "
      "put it back into the (now folded) conv's bias"),
