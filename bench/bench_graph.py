@@ -33,6 +33,8 @@ import sys
 import tempfile
 import time
 
+from bench.machine import load_average, wait_for_quiet
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CACHE = os.path.join(ROOT, "bench", "results", "models")
 REFERENCE = "import tensorflow (reference)"
@@ -116,20 +118,6 @@ def summarize(samples):
             "peak_rss_mb_median": statistics.median(rss), "peak_rss_mb_max": max(rss),
             "peak_rss_mb_all": rss,
             "peak_rss_gb_median": statistics.median(rss) * 2 ** 20 / 1e9}
-
-
-def load_average():
-    return list(os.getloadavg())
-
-
-def wait_for_quiet(max_load: float, wait_s: float) -> bool:
-    """Waits until the 1-minute load average is below ``max_load``; False on timeout."""
-    deadline = time.monotonic() + wait_s
-    while os.getloadavg()[0] >= max_load:
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(10)
-    return True
 
 
 def main(argv=None) -> int:

@@ -41,19 +41,10 @@ sys.path[:0] = [ROOT, os.path.join(ROOT, "tests")]
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
+from bench.machine import wait_for_quiet  # noqa: E402
 
 TARGET_RATIO = 0.5
 RESULTS = os.path.join(ROOT, "bench", "results", "graph_wasm.json")
-
-
-def wait_for_quiet(max_load: float, wait_s: float) -> bool:
-    """Waits until the 1-minute load average is below ``max_load``; False on timeout."""
-    deadline = time.monotonic() + wait_s
-    while os.getloadavg()[0] >= max_load:
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(10)
-    return True
 
 
 def build(work: str, size: int):
