@@ -12,7 +12,6 @@ from converter.errors import UnsupportedOpError
 from converter.graph import ops
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-PACKAGE = ROOT / "tests" / "js" / "node_modules" / "@tensorflow" / "tfjs-converter"
 
 
 def _generator():
@@ -23,9 +22,8 @@ def _generator():
 
 
 def test_op_list_is_derived_from_the_installed_tfjs_converter():
-    if not PACKAGE.is_dir():
-        import tfjs_node
-        tfjs_node.ensure_node_modules()
+    import tfjs_node
+    PACKAGE = tfjs_node.node_modules() / "@tensorflow" / "tfjs-converter"
     gen = _generator()
     derived = gen.dumps(gen.derive(PACKAGE))
     assert pathlib.Path(ops.OPS_FILE).read_text() == derived, (

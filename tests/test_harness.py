@@ -6,6 +6,7 @@ own. Expected outputs are computed in numpy from the weights the script sets.
 """
 
 import json
+import os
 import pathlib
 import shutil
 import subprocess
@@ -70,11 +71,11 @@ def _mlp_numpy(x):
 @pytest.fixture(scope="module")
 def tfjs_models(tmp_path_factory) -> pathlib.Path:
     """Directory with ``mlp/`` and ``two_inputs/`` layers models saved by TF.js."""
-    tfjs_node.ensure_node_modules()
+    js = tfjs_node.ensure_node_modules()
     root = tmp_path_factory.mktemp("tfjs_written")
     spec = {"dir": str(root), "w1": W1.tolist(), "b1": B1.tolist(), "w2": W2.tolist(),
             "b2": B2.tolist(), "wl": WL.tolist(), "wr": WR.tolist()}
-    proc = subprocess.run(["node", "-e", _SAVE_SCRIPT, json.dumps(spec)], cwd=tfjs_node.JS_DIR,
+    proc = subprocess.run([tfjs_node.node_binary(), "-e", _SAVE_SCRIPT, json.dumps(spec)], cwd=js,
                           capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stderr
     return root
@@ -209,16 +210,16 @@ def test_malformed_job_is_a_harness_error(tfjs_models):
 
 
 def test_runner_exit_codes(tmp_path):
-    tfjs_node.ensure_node_modules()
+    env = dict(os.environ, NODE_PATH=str(tfjs_node.node_modules()))
     job_file = tmp_path / "jobs.json"
     job_file.write_text(json.dumps({"jobs": [{"model": "m.json"}]}))
-    proc = subprocess.run(["node", str(tfjs_node.RUNNER), str(job_file)], capture_output=True,
-                          text=True, check=False)
+    proc = subprocess.run([tfjs_node.node_binary(), str(tfjs_node.RUNNER), str(job_file)],
+                          capture_output=True, text=True, check=False, env=env)
     assert proc.returncode == 2
     assert 'jobs[0]: "kind" must be a string, got undefined' in proc.stderr
     job_file.write_text(json.dumps({"jobs": []}))
-    proc = subprocess.run(["node", str(tfjs_node.RUNNER), str(job_file)], capture_output=True,
-                          text=True, check=False)
+    proc = subprocess.run([tfjs_node.node_binary(), str(tfjs_node.RUNNER), str(job_file)],
+                          capture_output=True, text=True, check=False, env=env)
     assert proc.returncode == 0, proc.stderr
 
 

@@ -4,7 +4,7 @@
 The TF.js graph executor knows exactly the ops its op mappers list: one file per
 category under ``dist/operations/op_list/`` whose entries carry ``tfOpName``.
 This script reads those files from an installed package (by default the one the
-parity harness installs in tests/js/node_modules) and writes the sorted op names
+verifier installs in <venv>/tfjs_js/node_modules) and writes the sorted op names
 per category with the package version, so the converter's op check follows the
 runtime instead of a hand-copied list.
 
@@ -19,7 +19,8 @@ import re
 import sys
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-DEFAULT_PACKAGE = ROOT / "tests" / "js" / "node_modules" / "@tensorflow" / "tfjs-converter"
+DEFAULT_PACKAGE = (pathlib.Path(sys.prefix) / "tfjs_js" / "node_modules" / "@tensorflow"
+                   / "tfjs-converter")
 DEFAULT_OUTPUT = ROOT / "converter" / "graph" / "tfjs_ops.json"
 OP_LIST_DIR = pathlib.Path("dist") / "operations" / "op_list"
 

@@ -45,6 +45,7 @@ fi
 for tool in node npm; do
   command -v "$tool" >/dev/null || { echo "setup: $tool not found; install Node.js 18+ with npm" >&2; exit 1; }
 done
-# The TF.js harness's npm packages; the harness itself decides when to `npm ci`
-# (one marker, shared with the tests).
-.venv/bin/python -c 'import sys; sys.path.insert(0, "tests"); import tfjs_node; tfjs_node.ensure_node_modules()'
+# The pinned TF.js npm packages the verifier and the tests run models in, into
+# .venv/tfjs_js (npm ci against converter/verify/js/package-lock.json; a marker
+# holds the lock's hash, so this is a no-op when they are there).
+.venv/bin/python -m converter.verify install

@@ -9,7 +9,7 @@ given (the reader's) is not used again.
 
 from typing import Callable, Dict, List, Optional, Tuple
 
-from converter.graph import canonical, control, grappler, ops, prune, weights
+from converter.graph import canonical, control, grappler, ops, prune, semantics, weights
 from converter.graph.model import GraphModel
 
 
@@ -45,6 +45,11 @@ def run_grappler(model: GraphModel, options: GraphOptions) -> GraphModel:
     return model
 
 
+def rewrite_semantics(model: GraphModel, options: GraphOptions) -> GraphModel:
+    graph_def = semantics.rewrite_semantics(model.graph_def, [o.name for o in model.outputs])
+    return model if graph_def is model.graph_def else model.replace(graph_def=graph_def)
+
+
 def run_tfjs_passes(model: GraphModel, options: GraphOptions) -> GraphModel:
     from converter.graph.optimize import optimize_graph
     graph_def = optimize_graph(model.graph_def, [o.name for o in model.outputs])
@@ -59,6 +64,13 @@ def drop_control_inputs(model: GraphModel, options: GraphOptions) -> GraphModel:
 def check_ops_after(model: GraphModel, options: GraphOptions) -> GraphModel:
     if not options.skip_op_check:
         ops.check_ops(model.graphs(), "after optimization", model.source)
+    return model
+
+
+def check_semantics(model: GraphModel, options: GraphOptions) -> GraphModel:
+    # Not skippable with --skip_op_check: a model that runs but answers differently
+    # from TensorFlow is worse than a refused one.
+    semantics.check_semantics(model.graphs(), model.source)
     return model
 
 
@@ -90,10 +102,14 @@ STEPS: List[Tuple[Callable[[GraphModel, GraphOptions], GraphModel], str]] = [
     (prune_by_signature, "first: the op check must see only nodes between inputs and outputs"),
     (check_ops_before, "before the slow passes, naming the source's own nodes"),
     (run_grappler, "folds constants and drops identities, which our passes rely on"),
+    (rewrite_semantics, "what TF.js would compute differently from TF becomes exact ops "
+                        "(semantics.RULES) before the fusions, on a graph TF still imports"),
     (run_tfjs_passes, "TF.js fusions (BN folding, fused conv/matmul, PReLU) on a clean graph"),
     (drop_control_inputs, "TF.js waits on control inputs as data; NoOps would block it"),
     (prune_by_signature, "dead nodes, NoOps and unused functions left by the steps above"),
     (check_ops_after, "passes may emit ops; what TF.js loads must be supported"),
+    (check_semantics, "on the final graph, functions and initializer: nothing TF.js would "
+                      "compute differently from TF is left (not skipped by skip_op_check)"),
     (canonicalize, "names of traced functions depend on the process; weights take them"),
     (name_weights, "after the graph is final: weight names are Const node names"),
     (plan_quantization, "needs the final weight names the patterns match"),

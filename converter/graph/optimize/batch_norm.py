@@ -1,6 +1,6 @@
-"""Batch-norm folding: per-channel affine ops after a conv/matmul go into its weights.
+"""Batch-norm folding, and batch norms rewritten into ops TF.js computes exactly.
 
-Two passes:
+Two folding passes:
 
 - ``decompose_batch_norms``: an inference ``FusedBatchNorm{,V2,V3}`` with
   constant parameters that follows a foldable conv/matmul becomes
@@ -18,14 +18,20 @@ bigger shape, stops the chain); every folded intermediate has exactly one
 reader and is not a graph output; the chain's last node name is kept, so
 readers and outputs are unchanged. A filter shared by other nodes is copied,
 never modified.
+
+And one rewrite the semantics guard (``converter/graph/semantics.py``) runs:
+``decompose_batch_norm_exactly`` turns a ``FusedBatchNorm{,V2,V3}`` that TF.js
+would compute wrongly (training mode, channels-first layouts) into
+Mean/SquaredDifference/Rsqrt/Sub/Mul/AddV2, ops both TF.js backends compute as
+TensorFlow does.
 """
 
-from typing import Optional, Tuple
+from typing import List, Optional, Tuple
 
 import numpy as np
 
-from converter.graph.optimize.editor import (GraphEditor, attr_b, attr_s, attr_type, dtype_enum,
-                                             parse_input)
+from converter.graph.optimize.editor import (GraphEditor, attr_b, attr_f, attr_s, attr_type,
+                                             dtype_enum, parse_input)
 from converter.graph.optimize.fused import per_channel
 
 _FOLDABLE = ("Conv2D", "DepthwiseConv2dNative", "MatMul")
@@ -341,3 +347,141 @@ def _pushable_term(editor: GraphEditor, total, const):
         if vector is not None:
             return i, vector.astype(np.float64), bias_add
     return None
+
+
+# -- exact decomposition for TF.js ----------------------------------------------------
+
+# TensorFlow's FusedBatchNorm* default epsilon (TF.js's op mapper defaults to 1e-3).
+TF_DEFAULT_EPSILON = 1e-4
+_INT32 = 3  # DT_INT32
+# data_format -> (rank, channel axis).
+BATCH_NORM_LAYOUTS = {b"NHWC": (4, 3), b"NCHW": (4, 1), b"NDHWC": (5, 4), b"NCDHW": (5, 1)}
+
+
+def batch_norm_outputs_read(editor: GraphEditor, node) -> List[int]:
+    """The outputs >= 1 of a FusedBatchNorm* that some node reads (batch statistics)."""
+    read = set()
+    for reader in editor.consumers(node.name):
+        for text in editor.node(reader).input:
+            name, index, control = parse_input(text)
+            if name == node.name and not control and index >= 1:
+                read.add(index)
+    return sorted(read)
+
+
+def decompose_batch_norm_exactly(editor: GraphEditor, node) -> bool:
+    """Rewrites one ``FusedBatchNorm{,V2,V3}`` into ops TF.js computes like TensorFlow.
+
+    TF.js runs every FusedBatchNorm as ``batchNorm(x, mean, variance, offset,
+    scale)`` with the parameters broadcast along the last axis: it ignores
+    ``is_training`` (tf_keras's LayerNormalization lowers to a training-mode
+    batch norm with empty mean/variance, which TF.js turns into NaN) and
+    ``data_format`` (channels-first parameters land on the wrong axis).
+
+    Training mode becomes TensorFlow's own formula over the normalized axes (all
+    but the channel axis)::
+
+        mean = Mean(x, axes, keep_dims)      var = Mean(SquaredDifference(x, mean), axes)
+        y = (x - mean) * (Rsqrt(var + epsilon) * scale) + offset
+
+    Inference mode becomes ``y = x * s + o`` with ``s = scale / sqrt(variance +
+    epsilon)`` and ``o = offset - mean * s`` folded in float64 when the
+    parameters are constants, else the same formula as ops. Channels-first
+    parameters are reshaped to ``[C, 1, 1(, 1)]``. A ``scale`` of ones and an
+    ``offset`` of zeros (constants, or ``Fill`` of one) are dropped. The last
+    node takes the batch norm's name, so readers and graph outputs are unchanged.
+
+    Args:
+      editor: the graph being edited.
+      node: a FusedBatchNorm* NodeDef of ``editor``.
+
+    Returns:
+      False (graph unchanged) when the node cannot be rewritten exactly: its
+      batch statistics (outputs 1..5) are read, ``T`` is not float32, or the
+      data_format is unknown; the semantics guard then refuses it.
+    """
+    if attr_type(node) != _FLOAT or batch_norm_outputs_read(editor, node):
+        return False
+    layout = BATCH_NORM_LAYOUTS.get(attr_s(node, "data_format", b"NHWC"))
+    data = editor.data_inputs(node)
+    if layout is None or len(data) != 5:
+        return False
+    rank, channel_axis = layout
+    x, scale, offset, mean, variance = data
+    epsilon = attr_f(node, "epsilon", TF_DEFAULT_EPSILON)
+    channels_last = channel_axis == rank - 1
+    param_shape = [-1] + [1] * (rank - 1 - channel_axis)
+    prefix = node.name + "/tfjs_exact"
+
+    def emit(op: str, inputs, name: str, **attrs) -> str:
+        new = editor.new_node(op, editor.unique_name(prefix + "/" + name), inputs, node.device)
+        new.attr["T"].type = _FLOAT
+        for key, value in attrs.items():
+            if isinstance(value, bool):
+                new.attr[key].b = value
+            else:
+                new.attr[key].type = value
+        editor.put(new)
+        return new.name
+
+    def const(name: str, value) -> str:
+        return editor.add_const(prefix + "/" + name, np.asarray(value), like=scale)
+
+    def per_channel_param(ref: str, name: str) -> str:
+        """``ref`` shaped to broadcast along the channel axis."""
+        if channels_last:
+            return ref
+        value = editor.const_value(ref)
+        if value is not None:
+            return const(name, value.astype(np.float32).reshape(param_shape))
+        return emit("Reshape", [ref, const(name + "_shape", np.array(param_shape, np.int32))],
+                    name, Tshape=_INT32)
+
+    def final(op: str, inputs) -> None:
+        out = editor.new_node(op, node.name, inputs + editor.control_inputs(node), node.device)
+        out.attr["T"].type = _FLOAT
+        editor.put(out)  # replaces the batch norm in place
+
+    drop_scale = _is_filled_with(editor, scale, 1.0)
+    drop_offset = _is_filled_with(editor, offset, 0.0)
+    if attr_b(node, "is_training", True):
+        axes = const("axes", np.array([a for a in range(rank) if a != channel_axis], np.int32))
+        batch_mean = emit("Mean", [x, axes], "mean", Tidx=_INT32, keep_dims=True)
+        squared = emit("SquaredDifference", [x, batch_mean], "squared_difference")
+        batch_var = emit("Mean", [squared, axes], "variance", Tidx=_INT32, keep_dims=True)
+        centered = emit("Sub", [x, batch_mean], "centered")
+    else:
+        params = [editor.const_value(r) for r in (scale, offset, mean, variance)]
+        if all(p is not None for p in params):
+            gamma, beta, mu, var = (p.astype(np.float64) for p in params)
+            s = gamma / np.sqrt(var + np.float64(np.float32(epsilon)))
+            o = beta - mu * s
+            scaled = emit("Mul", [x, const("scale", s.astype(np.float32).reshape(param_shape))],
+                          "scaled")
+            final("AddV2", [scaled, const("offset", o.astype(np.float32).reshape(param_shape))])
+            return True
+        batch_var = per_channel_param(variance, "variance")
+        centered = emit("Sub", [x, per_channel_param(mean, "mean")], "centered")
+    shifted = emit("AddV2", [batch_var, const("epsilon", np.float32(epsilon))], "variance_epsilon")
+    factor = emit("Rsqrt", [shifted], "inverse_std")
+    if not drop_scale:
+        factor = emit("Mul", [factor, per_channel_param(scale, "scale")], "factor")
+    if drop_offset:
+        final("Mul", [centered, factor])
+    else:
+        normalized = emit("Mul", [centered, factor], "normalized")
+        final("AddV2", [normalized, per_channel_param(offset, "offset")])
+    return True
+
+
+def _is_filled_with(editor: GraphEditor, ref: str, number: float) -> bool:
+    """Whether ``ref`` is a Const, or a ``Fill`` of a Const, whose every value is ``number``."""
+    value = editor.const_value(ref)
+    if value is not None:
+        return bool(value.size) and bool(np.all(value == number))
+    name, index, _ = parse_input(ref)
+    if name not in editor or index != 0 or editor.node(name).op != "Fill":
+        return False
+    data = editor.data_inputs(editor.node(name))
+    fill = editor.const_value(data[1]) if len(data) == 2 else None
+    return fill is not None and fill.size == 1 and bool(fill.reshape(-1)[0] == number)
