@@ -37,22 +37,28 @@ def _read_keras_saved_model(path: str) -> LayersModel:
     return read_keras_saved_model_as_layers(path)
 
 
-def _write_tfjs_layers(model: LayersModel, path: str, request: rq.ConversionRequest) -> None:
+def _write_tfjs_layers(model: LayersModel, path: str, request: rq.ConversionRequest,
+                       check: "Check") -> str:
     from converter.writers.tfjs_layers import write_tfjs_layers
     with atomic_directory(path) as tmp:
         write_tfjs_layers(model, tmp, request.shard_size())
+        return check(tmp)
 
 
-def _write_keras_h5(model: LayersModel, path: str, request: rq.ConversionRequest) -> None:
+def _write_keras_h5(model: LayersModel, path: str, request: rq.ConversionRequest,
+                    check: "Check") -> str:
     from converter.writers.keras import write_keras_h5
     with atomic_file(path) as tmp:
         write_keras_h5(model, tmp)
+        return check(tmp)
 
 
-def _write_keras_v3(model: LayersModel, path: str, request: rq.ConversionRequest) -> None:
+def _write_keras_v3(model: LayersModel, path: str, request: rq.ConversionRequest,
+                    check: "Check") -> str:
     from converter.writers.keras import write_keras_v3
     with atomic_file(path) as tmp:
         write_keras_v3(model, tmp)
+        return check(tmp)
 
 
 # Readers and writers of the layers path; every reader pairs with every writer.
@@ -131,6 +137,8 @@ _SCOPED_OPTIONS: List[Tuple[str, Callable[[str, str], bool], str]] = [
     ("use_structured_outputs_names", lambda i, o: o == rq.TFJS_GRAPH_MODEL,
      "--output_format tfjs_graph_model"),
     ("skip_op_check", lambda i, o: o == rq.TFJS_GRAPH_MODEL, "--output_format tfjs_graph_model"),
+    ("verify", lambda i, o: o in rq.TFJS_OUTPUTS or i == rq.TFJS_LAYERS_MODEL,
+     "a TF.js input or output (one side must run in TF.js)"),
 ]
 _DEFAULTS = rq.field_defaults()
 
@@ -172,6 +180,29 @@ class ConversionResult:
     output_path: str
     num_weights: int
     num_groups: int
+    verification: str = ""
+
+
+# Runs on the written output (a temporary path) before it replaces the previous
+# one; returns a one-line summary. Raising leaves the previous output untouched.
+Check = Callable[[str], str]
+
+
+def _no_check(path: str) -> str:
+    return ""
+
+
+def _checker(request: rq.ConversionRequest, in_fmt: str, out_fmt: str) -> Check:
+    """What runs on the written output: ``--verify``, or nothing."""
+    if not request.verify:
+        return _no_check
+    from converter.verify import check as vc
+
+    def verify(path: str) -> str:
+        report = vc.verify(vc.source_of(request, in_fmt), path, out_fmt,
+                           backends=request.verify_backends, output_name=request.output_path)
+        return report.summary()
+    return verify
 
 
 def _convert_layers(request: rq.ConversionRequest, in_fmt: str, out_fmt: str) -> ConversionResult:
@@ -190,9 +221,10 @@ def _convert_layers(request: rq.ConversionRequest, in_fmt: str, out_fmt: str) ->
         model = lt.split_by_layer(model) if request.split_weights_by_layer else lt.merge_groups(model)
     # 4. Metadata last: it never depends on weights.
     model = lt.add_metadata(model, lt.load_metadata(request.metadata))
-    _LAYERS_WRITERS[out_fmt](model, request.output_path, request)
+    verification = _LAYERS_WRITERS[out_fmt](model, request.output_path, request,
+                                            _checker(request, in_fmt, out_fmt))
     return ConversionResult(in_fmt, out_fmt, request.output_path,
-                            len(model.tensors()), len(model.groups))
+                            len(model.tensors()), len(model.groups), verification)
 
 
 def _convert_graph(request: rq.ConversionRequest, in_fmt: str, out_fmt: str) -> ConversionResult:
@@ -209,9 +241,11 @@ def _convert_graph(request: rq.ConversionRequest, in_fmt: str, out_fmt: str) -> 
                                     skip_op_check=request.skip_op_check,
                                     quantization=patterns, metadata=metadata)
     model = pipeline.transform(model, options)
+    check = _checker(request, in_fmt, out_fmt)
     with atomic_directory(request.output_path) as tmp:
         num_weights = write_tfjs_graph(model, tmp, request.shard_size())
-    return ConversionResult(in_fmt, out_fmt, request.output_path, num_weights, 1)
+        verification = check(tmp)
+    return ConversionResult(in_fmt, out_fmt, request.output_path, num_weights, 1, verification)
 
 
 def run(request: rq.ConversionRequest) -> ConversionResult:

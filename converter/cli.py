@@ -22,11 +22,12 @@ PROG = "tfjs_converter"
 _TRUE = ("true", "1", "yes", "on")
 _FALSE = ("false", "0", "no", "off")
 _BOOL_FLAGS = ("--split_weights_by_layer", "--strip_debug_ops", "--control_flow_v2",
-               "--skip_op_check", "--use_structured_outputs_names", "--experiments", "--debug")
+               "--skip_op_check", "--use_structured_outputs_names", "--experiments", "--debug",
+               "--verify")
 _QUANTIZE_FLAGS = tuple("--quantize_" + d for d in rq.QUANTIZE_DTYPES)
 _VALUE_FLAGS = ("--input_format", "--output_format", "--signature_name", "--saved_model_tags",
                 "--weight_shard_size_bytes", "--output_node_names", "--metadata",
-                "--quantization_bytes")
+                "--quantization_bytes", "--verify_backends")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -102,10 +103,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--use_structured_outputs_names", type=parse_bool, default=False, metavar="[BOOL]")
     p.add_argument("--experiments", type=parse_bool, default=False, metavar="[BOOL]",
                    help="accepted for compatibility; has no effect")
+    p.add_argument("--verify", type=parse_bool, default=False, metavar="[BOOL]",
+                   help="run the output in real TF.js against the source in TensorFlow on "
+                   "seeded inputs; fail (previous output kept) beyond the tolerance")
+    p.add_argument("--verify_backends", type=_backends, default=rq.VERIFY_BACKENDS,
+                   metavar="BACKENDS", help="comma-separated TF.js backends for --verify "
+                   "(default %s; webgl runs in headless Chromium)" % ",".join(rq.VERIFY_BACKENDS))
     p.add_argument("--version", "-v", action="store_true", help="print versions and exit")
     p.add_argument("--debug", type=parse_bool, default=False, metavar="[BOOL]",
                    help="print the traceback of an error")
     return p
+
+
+def _backends(value: str):
+    backends = tuple(b.strip() for b in value.split(",") if b.strip())
+    unknown = [b for b in backends if b not in rq.ALL_VERIFY_BACKENDS]
+    if unknown or not backends:
+        raise argparse.ArgumentTypeError("got %r, want a comma-separated subset of %s"
+                                         % (value, ",".join(rq.ALL_VERIFY_BACKENDS)))
+    return backends
 
 
 def _flag_name(token: str) -> str:
@@ -185,6 +201,8 @@ def request_from_args(args: argparse.Namespace) -> rq.ConversionRequest:
         control_flow_v2=args.control_flow_v2,
         skip_op_check=args.skip_op_check,
         use_structured_outputs_names=args.use_structured_outputs_names,
+        verify=args.verify,
+        verify_backends=args.verify_backends,
     )
 
 
@@ -218,6 +236,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print("%s: wrote %s (%s, %d weights in %d group%s)" % (
         PROG, result.output_path, result.output_format, result.num_weights, result.num_groups,
         "" if result.num_groups == 1 else "s"))
+    if result.verification:
+        print("%s: verified: %s" % (PROG, result.verification))
     return 0
 
 

@@ -36,6 +36,9 @@ DEFAULT_OUTPUT_FORMAT = {
 }
 
 TFJS_OUTPUTS = (TFJS_LAYERS_MODEL, TFJS_GRAPH_MODEL)
+# Backends --verify runs TF.js outputs on by default, and all it knows.
+VERIFY_BACKENDS = ("cpu", "wasm")
+ALL_VERIFY_BACKENDS = ("cpu", "wasm", "webgl")
 QUANTIZE_DTYPES = ("float16", "uint8", "uint16")
 
 # Patterns value meaning "every weight no other pattern claims" (a quantize flag
@@ -70,6 +73,11 @@ class ConversionRequest:
       control_flow_v2: keep While/If instead of lowering control flow.
       skip_op_check: do not check graph ops against the TF.js op list.
       use_structured_outputs_names: name graph outputs by a dict signature's keys.
+      verify: after writing, run the source in TensorFlow/Keras and the output in
+        real TF.js (``verify_backends``) on seeded inputs; a mismatch fails the
+        conversion and leaves the previous output untouched (converter/verify).
+      verify_backends: TF.js backends ``verify`` runs the output on (``cpu``,
+        ``wasm``; ``webgl`` in headless Chromium).
     """
 
     input_path: str
@@ -89,6 +97,8 @@ class ConversionRequest:
     control_flow_v2: bool = False
     skip_op_check: bool = False
     use_structured_outputs_names: bool = False
+    verify: bool = False
+    verify_backends: Tuple[str, ...] = VERIFY_BACKENDS
 
     def quantization_patterns(self) -> Dict[str, Optional[Tuple[str, ...]]]:
         """``{dtype: patterns or None (fallthrough)}`` for the flags that are set."""
