@@ -77,6 +77,9 @@ _LAYERS_WRITERS = {
 
 def _graph_saved_model(request: rq.ConversionRequest):
     from converter.graph.saved_model import read_saved_model
+    if os.path.exists(os.path.join(request.input_path, "keras_metadata.pb")):
+        from converter.readers.code_check import refuse_code_in_file
+        refuse_code_in_file(request.input_path)
     return read_saved_model(request.input_path, request.signature_name, request.saved_model_tags,
                             request.control_flow_v2, request.use_structured_outputs_names)
 

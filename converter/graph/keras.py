@@ -29,7 +29,10 @@ def load_keras_model(path: str):
 
     Raises:
       InvalidModelError: Keras cannot load the file.
+      UnsupportedLayerError: the model carries code (refused before Keras sees it).
     """
+    from converter.readers.code_check import refuse_code_in_file
+    refuse_code_in_file(path)
     is_h5 = not path.endswith(".keras") and _is_hdf5(path)
     if is_h5 and _keras_major_of_h5(path) == 2:
         import tf_keras as k
@@ -116,7 +119,9 @@ def read_tfjs_layers_as_graph(path: str, control_flow_v2: bool = False,
 def read_keras_saved_model_as_layers(path: str):
     """A tf.keras SavedModel as a LayersModel (loaded with tf_keras, read back as HDF5)."""
     import tf_keras
+    from converter.readers.code_check import refuse_code_in_file
     from converter.readers.keras_h5 import read_keras_h5
+    refuse_code_in_file(path)
     try:
         model = tf_keras.models.load_model(path, compile=False)
     except (ValueError, OSError, ImportError) as e:

@@ -540,6 +540,8 @@ def _layers_source_outputs(source: Source, specs, inputs):
         from converter.graph.keras import load_keras_model
         if in_fmt == rq.KERAS_SAVED_MODEL:
             import tf_keras
+            from converter.readers.code_check import refuse_code_in_file
+            refuse_code_in_file(source.path)
             try:
                 model = tf_keras.models.load_model(source.path, compile=False)
             except (ValueError, OSError) as e:
