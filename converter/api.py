@@ -170,8 +170,24 @@ def _check_options(request: rq.ConversionRequest, in_fmt: str, out_fmt: str) -> 
     if request.weight_shard_size_bytes is not None:
         from converter.weights.writer import check_shard_size
         check_shard_size(request.weight_shard_size_bytes)
-    if os.path.abspath(request.input_path) == os.path.abspath(request.output_path):
-        raise UsageError("output path %s is the input path; choose another" % request.output_path)
+    _check_output_is_not_input(request.input_path, request.output_path)
+
+
+def _check_output_is_not_input(input_path: str, output_path: str) -> None:
+    """Refuses an output that is, contains or sits inside the input (by resolved path)."""
+    source = os.path.realpath(input_path)
+    target = os.path.realpath(output_path)
+    same = source == target or (os.path.exists(input_path) and os.path.exists(output_path)
+                                and os.path.samefile(input_path, output_path))
+    if same:
+        raise UsageError("output path %s is the input %s (the same file); choose another"
+                         % (output_path, input_path))
+    if source.startswith(target + os.sep):
+        raise UsageError("output %s contains the input %s, which the conversion would replace; "
+                         "choose another output path" % (output_path, input_path))
+    if os.path.isdir(source) and target.startswith(source + os.sep):
+        raise UsageError("output %s is inside the input directory %s; choose a path outside it"
+                         % (output_path, input_path))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -257,6 +273,8 @@ def run(request: rq.ConversionRequest) -> ConversionResult:
     Raises:
       ConversionError: any failure; the previous output is then untouched.
     """
+    from converter.readers.detect import check_regular_file
+    check_regular_file(request.input_path, request.input_path, directory_ok=True)
     in_fmt, out_fmt = resolve_formats(request)
     _check_options(request, in_fmt, out_fmt)
     if in_fmt in _LAYERS_READERS and out_fmt in _LAYERS_WRITERS:

@@ -2,6 +2,7 @@
 
 import json
 import os
+import stat
 import zipfile
 
 from converter import request as rq
@@ -37,14 +38,35 @@ def _model_json_format(path: str) -> str:
     return rq.TFJS_LAYERS_MODEL
 
 
+def check_regular_file(path: str, what: str, directory_ok: bool = False) -> None:
+    """Refuses FIFOs, devices and sockets (reading them blocks or never ends).
+
+    Raises:
+      InvalidModelError: ``path`` is missing, or neither a regular file nor (when
+        ``directory_ok``) a directory.
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise InvalidModelError("%s: no such file or directory" % what) from None
+    except OSError as e:
+        raise InvalidModelError("%s: cannot stat: %s" % (what, e.strerror)) from None
+    if stat.S_ISREG(mode) or (directory_ok and stat.S_ISDIR(mode)):
+        return
+    kind = ("a FIFO" if stat.S_ISFIFO(mode) else "a device" if stat.S_ISCHR(mode) or
+            stat.S_ISBLK(mode) else "a socket" if stat.S_ISSOCK(mode) else
+            "a directory" if stat.S_ISDIR(mode) else "not a regular file")
+    raise InvalidModelError("%s: is %s; want a regular file%s" % (
+        what, kind, " or a directory" if directory_ok else ""))
+
+
 def detect_input_format(path: str) -> str:
     """Returns the input format name of ``path``.
 
     Raises:
       InvalidModelError: ``path`` does not exist or is no known model format.
     """
-    if not os.path.exists(path):
-        raise InvalidModelError("%s: no such file or directory" % path)
+    check_regular_file(path, path, directory_ok=True)
     if os.path.isdir(path):
         names = set(os.listdir(path))
         if wf.MODEL_JSON in names:

@@ -53,9 +53,11 @@ def merge_groups(model: LayersModel) -> LayersModel:
 
 def load_metadata(entries: Sequence[Tuple[str, str]]) -> Dict[str, object]:
     """Reads ``(key, json_path)`` pairs into a ``userDefinedMetadata`` dict."""
+    from converter.readers.detect import check_regular_file
     out = {}
     for key, path in entries:
         try:
+            check_regular_file(path, "metadata file %s (key %r)" % (path, key))
             with open(path, "rb") as f:
                 out[key] = json.loads(f.read())
         except FileNotFoundError:
@@ -63,9 +65,9 @@ def load_metadata(entries: Sequence[Tuple[str, str]]) -> Dict[str, object]:
         except OSError as e:
             raise InvalidModelError("metadata file %s (key %r): cannot read: %s"
                                     % (path, key, e.strerror)) from None
-        except (ValueError, UnicodeDecodeError) as e:
+        except (ValueError, UnicodeDecodeError, RecursionError) as e:
             raise InvalidModelError("metadata file %s (key %r): not valid JSON (%s)"
-                                    % (path, key, e)) from None
+                                    % (path, key, str(e).splitlines()[0][:200])) from None
     return out
 
 
