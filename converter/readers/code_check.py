@@ -1,4 +1,4 @@
-"""Refuses models that carry code, before any Keras deserializer sees them.
+"""Refuses models that carry code or foreign data, before any Keras deserializer sees them.
 
 ``tf_keras.models.load_model`` applies no safe mode to legacy HDF5 files or
 Keras SavedModels: a ``Lambda`` layer's marshalled bytecode runs while the model
@@ -7,7 +7,9 @@ calls arbitrary Python. Keras 3 ``.keras`` loading has a safe mode, but Keras 3
 loading a legacy ``.h5`` does not. So every path that hands a model to Keras
 (Keras 2/3 ``.h5`` → graph, ``keras_saved_model`` → layers/graph, ``--verify``'s
 reference) first reads the config as plain JSON with h5py, zipfile or protobuf
-and calls ``refuse_code``.
+and calls ``refuse_code``; ``refuse_code_in_file`` also refuses HDF5 data stored
+outside the file (links, external storage, virtual datasets), which Keras would
+follow.
 """
 
 import json
@@ -69,12 +71,9 @@ def refuse_code(config: Any, where: str) -> None:
 
 
 def _h5_config(path: str) -> Optional[Any]:
-    import h5py
-    try:
-        with h5py.File(path, "r") as f:
-            raw = f.attrs.get("model_config")
-    except (OSError, RuntimeError, ValueError) as e:
-        raise InvalidModelError("%s: not a readable HDF5 file (%s)" % (path, e)) from None
+    from converter.readers.keras_h5 import open_h5
+    with open_h5(path, path) as f:  # also refuses data stored outside the file
+        raw = f.attrs.get("model_config")
     if raw is None:
         return None
     return _loads(raw.decode("utf-8") if isinstance(raw, bytes) else str(raw), path)
@@ -87,6 +86,17 @@ def _keras_v3_config(path: str) -> Any:
                 return _loads(f.read(64 << 20).decode("utf-8"), path)
     except (OSError, KeyError, zipfile.BadZipFile, UnicodeDecodeError) as e:
         raise InvalidModelError("%s: cannot read config.json (%s)" % (path, e)) from None
+
+
+def _check_keras_v3_weights(path: str) -> None:
+    """The weights of a .keras archive are stored inside it (Keras would follow links)."""
+    from converter.readers.keras_h5 import open_h5
+    with zipfile.ZipFile(path) as z:
+        if "model.weights.h5" not in z.namelist():
+            return
+        with z.open("model.weights.h5") as member:
+            with open_h5(member, "%s (model.weights.h5)" % path):
+                pass
 
 
 def _saved_model_configs(path: str) -> Iterator[Any]:
@@ -124,6 +134,7 @@ def refuse_code_in_file(path: str) -> None:
         return
     if zipfile.is_zipfile(path):
         refuse_code(_keras_v3_config(path), path)
+        _check_keras_v3_weights(path)
         return
     config = _h5_config(path)
     if config is not None:

@@ -94,10 +94,58 @@ def open_h5(source, where: str) -> h5py.File:
     if isinstance(source, str) and not h5py.is_hdf5(source):
         raise InvalidModelError("%s: not an HDF5 file (no HDF5 signature)" % where)
     try:
-        return h5py.File(source, "r")
+        f = h5py.File(source, "r")
     except OSError as e:
         raise InvalidModelError("%s: cannot read HDF5 file (%s); the file is corrupt or "
                                 "incomplete" % (where, h5_reason(e))) from None
+    try:
+        check_storage(f, where)
+    except BaseException:
+        f.close()
+        raise
+    return f
+
+
+def check_storage(f: h5py.File, where: str) -> None:
+    """Refuses data stored outside the file: soft and external links, external storage,
+    virtual datasets (each could pull another local file's bytes into the output).
+
+    Raises:
+      InvalidModelError: naming the first such dataset or link by its HDF5 path.
+    """
+    found = []
+
+    def visit(name, link):
+        if isinstance(link, (h5py.SoftLink, h5py.ExternalLink)):
+            kind = "a soft link" if isinstance(link, h5py.SoftLink) else "an external link"
+            found.append("%s is %s (to %s)" % (name, kind, getattr(link, "filename", None)
+                                                 or link.path))
+            return True  # stop
+        return None
+
+    try:
+        f.visititems_links(visit)
+        if not found:
+            f.visititems(lambda name, obj: _stored_inside(name, obj, found))
+    except (OSError, RuntimeError, ValueError, KeyError, UnicodeDecodeError) as e:
+        raise InvalidModelError("%s: cannot read the HDF5 structure (%s); the file is corrupt"
+                                % (where, h5_reason(e) if isinstance(e, OSError) else e)) from None
+    if found:
+        raise InvalidModelError("%s: %s; only datasets stored in the file itself are read"
+                                % (where, found[0]))
+
+
+def _stored_inside(name: str, obj, found: list):
+    if isinstance(obj, h5py.Dataset):
+        if obj.external:
+            found.append("dataset %s uses external storage (%s)"
+                         % (name, obj.external[0][0].decode("utf-8", "replace")
+                            if isinstance(obj.external[0][0], bytes) else obj.external[0][0]))
+            return True
+        if obj.is_virtual:
+            found.append("dataset %s is a virtual dataset" % name)
+            return True
+    return None
 
 
 def h5_reason(error: OSError) -> str:
