@@ -79,24 +79,27 @@ def _h5_config(path: str) -> Optional[Any]:
     return _loads(raw.decode("utf-8") if isinstance(raw, bytes) else str(raw), path)
 
 
-def _keras_v3_config(path: str) -> Any:
-    try:
-        with zipfile.ZipFile(path) as z:
-            with z.open("config.json") as f:
-                return _loads(f.read(64 << 20).decode("utf-8"), path)
-    except (OSError, KeyError, zipfile.BadZipFile, UnicodeDecodeError) as e:
-        raise InvalidModelError("%s: cannot read config.json (%s)" % (path, e)) from None
-
-
-def _check_keras_v3_weights(path: str) -> None:
-    """The weights of a .keras archive are stored inside it (Keras would follow links)."""
+def _check_keras_v3(path: str) -> None:
+    """config.json without code, and the weights stored inside the archive, read the way
+    the .keras reader reads them (size-limited, CRC-checked)."""
+    from converter.readers import keras_v3
     from converter.readers.keras_h5 import open_h5
-    with zipfile.ZipFile(path) as z:
-        if "model.weights.h5" not in z.namelist():
-            return
-        with z.open("model.weights.h5") as member:
-            with open_h5(member, "%s (model.weights.h5)" % path):
-                pass
+    try:
+        archive = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as e:
+        raise InvalidModelError("%s: not a readable zip archive (%s)" % (path, e)) from None
+    with archive:
+        names = set(archive.namelist())
+        if keras_v3.CONFIG_JSON not in names:
+            raise InvalidModelError("%s: the archive has no %s" % (path, keras_v3.CONFIG_JSON))
+        refuse_code(keras_v3.json_member(archive, keras_v3.CONFIG_JSON, path), path)
+        if keras_v3.WEIGHTS_H5 in names:
+            source = keras_v3.weights_source(archive, path)
+            try:
+                with open_h5(source, "%s!%s" % (path, keras_v3.WEIGHTS_H5)):
+                    pass
+            finally:
+                source.close()
 
 
 def _saved_model_configs(path: str) -> Iterator[Any]:
@@ -133,8 +136,7 @@ def refuse_code_in_file(path: str) -> None:
             refuse_code(config, path)
         return
     if zipfile.is_zipfile(path):
-        refuse_code(_keras_v3_config(path), path)
-        _check_keras_v3_weights(path)
+        _check_keras_v3(path)
         return
     config = _h5_config(path)
     if config is not None:

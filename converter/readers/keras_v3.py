@@ -16,6 +16,7 @@ stored uncompressed (Keras writes it so), or from memory otherwise.
 
 import io
 import json
+import os
 import struct
 import zipfile
 import zlib
@@ -66,14 +67,14 @@ def read_keras_v3(path: str) -> LayersModel:
             if member not in members:
                 raise InvalidModelError("%s: the archive has no %s (members: %s)"
                                         % (path, member, ", ".join(sorted(members)) or "none"))
-        config = _json_member(archive, CONFIG_JSON, path)
-        metadata = _json_member(archive, METADATA_JSON, path) \
+        config = json_member(archive, CONFIG_JSON, path)
+        metadata = json_member(archive, METADATA_JSON, path) \
             if METADATA_JSON in members else {}
         version = metadata.get("keras_version") if isinstance(metadata, dict) else None
         keras_version = str(version) if version is not None else None
         translated = keras_config.translate_model_config(config, keras_version, path)
         where = "%s!%s" % (path, WEIGHTS_H5)
-        source = _weights_source(archive, path)
+        source = weights_source(archive, path)
         try:
             with open_h5(source, where) as weights:
                 tensors = _read_weights(weights, translated, where)
@@ -82,19 +83,40 @@ def read_keras_v3(path: str) -> LayersModel:
     return layers_model(translated, tensors, keras_version, None, None)
 
 
-def _read_member(archive: zipfile.ZipFile, member: str, path: str) -> bytes:
+# Members are read with a limit, never whole: a 1 MB archive can declare (and
+# deflate to) gigabytes. config.json of the largest Keras application models is
+# well under 1 MiB; 32 MiB leaves room for hand-built giants.
+MAX_JSON_MEMBER_BYTES = 32 << 20
+# A deflated weights member may expand at most this much: float weights barely
+# compress (Keras itself stores them uncompressed), so more means a bomb.
+MAX_WEIGHTS_EXPANSION = 100
+_CHUNK = 1 << 20
+
+
+def _read_member(archive: zipfile.ZipFile, member: str, path: str, limit: int) -> bytes:
+    """The bytes of ``member``, CRC-checked, refusing more than ``limit`` bytes."""
+    info = archive.getinfo(member)
+    if info.file_size > limit:
+        raise InvalidModelError("%s: member %s declares %d bytes, over the %d-byte limit for it"
+                                % (path, member, info.file_size, limit))
     try:
-        return archive.read(member)
-    except (zipfile.BadZipFile, zlib.error, EOFError) as e:
+        with archive.open(member) as f:
+            data = f.read(limit + 1)  # zipfile checks the CRC once the member is read
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as e:
         raise InvalidModelError("%s: member %s is corrupt (%s)" % (path, member, e)) from None
+    if len(data) > limit:
+        raise InvalidModelError("%s: member %s holds over %d bytes, more than its header says"
+                                % (path, member, limit))
+    return data
 
 
-def _json_member(archive: zipfile.ZipFile, member: str, path: str) -> Any:
-    data = _read_member(archive, member, path)
+def json_member(archive: zipfile.ZipFile, member: str, path: str) -> Any:
+    data = _read_member(archive, member, path, MAX_JSON_MEMBER_BYTES)
     try:
         return json.loads(data.decode("utf-8"))
-    except (ValueError, UnicodeDecodeError) as e:
-        raise InvalidModelError("%s: %s is not valid JSON (%s)" % (path, member, e)) from None
+    except (ValueError, UnicodeDecodeError, RecursionError) as e:
+        raise InvalidModelError("%s: %s is not valid JSON (%s)"
+                                % (path, member, str(e).splitlines()[0][:200])) from None
 
 
 class _StoredMember(io.RawIOBase):
@@ -135,13 +157,35 @@ class _StoredMember(io.RawIOBase):
         super().close()
 
 
-def _weights_source(archive: zipfile.ZipFile, path: str) -> io.IOBase:
+def weights_source(archive: zipfile.ZipFile, path: str) -> io.IOBase:
     """A seekable binary file of the weights member, for h5py."""
     info = archive.getinfo(WEIGHTS_H5)
-    if info.compress_type == zipfile.ZIP_STORED and not info.flag_bits & 0x1:
-        # Uncompressed and unencrypted: h5py reads straight from the archive.
-        return _StoredMember(path, _data_offset(path, info), info.file_size)
-    return io.BytesIO(_read_member(archive, WEIGHTS_H5, path))
+    if info.flag_bits & 0x1:
+        raise InvalidModelError("%s: member %s is encrypted" % (path, WEIGHTS_H5))
+    if info.compress_type == zipfile.ZIP_STORED:
+        # Uncompressed: h5py reads straight from the archive, once its CRC matched.
+        offset = _data_offset(path, info)
+        if offset + info.file_size > os.path.getsize(path):
+            raise InvalidModelError("%s: member %s is truncated" % (path, WEIGHTS_H5))
+        _check_crc(path, offset, info)
+        return _StoredMember(path, offset, info.file_size)
+    limit = MAX_WEIGHTS_EXPANSION * info.compress_size + _CHUNK
+    return io.BytesIO(_read_member(archive, WEIGHTS_H5, path, limit))
+
+
+def _check_crc(path: str, offset: int, info: zipfile.ZipInfo) -> None:
+    crc, left = 0, info.file_size
+    with open(path, "rb") as f:
+        f.seek(offset)
+        while left:
+            chunk = f.read(min(_CHUNK, left))
+            if not chunk:
+                raise InvalidModelError("%s: member %s is truncated" % (path, WEIGHTS_H5))
+            crc = zlib.crc32(chunk, crc)
+            left -= len(chunk)
+    if crc != info.CRC:
+        raise InvalidModelError("%s: member %s fails its CRC-32 check (stored %08x, computed "
+                                "%08x); the archive is corrupt" % (path, WEIGHTS_H5, info.CRC, crc))
 
 
 def _data_offset(path: str, info: zipfile.ZipInfo) -> int:
