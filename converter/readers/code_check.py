@@ -12,11 +12,11 @@ outside the file (links, external storage, virtual datasets), which Keras would
 follow.
 """
 
-import json
 import os
 import zipfile
 from typing import Any, Iterator, Optional, Tuple
 
+from converter import jsonio
 from converter.errors import InvalidModelError, UnsupportedLayerError
 
 # Layer classes whose config carries Python code (marshalled bytecode or a function path).
@@ -76,7 +76,8 @@ def _h5_config(path: str) -> Optional[Any]:
         raw = f.attrs.get("model_config")
     if raw is None:
         return None
-    return _loads(raw.decode("utf-8") if isinstance(raw, bytes) else str(raw), path)
+    return jsonio.loads(raw.decode("utf-8") if isinstance(raw, bytes) else str(raw),
+                        "%s: attribute 'model_config'" % path)
 
 
 def _check_keras_v3(path: str) -> None:
@@ -118,15 +119,7 @@ def _saved_model_configs(path: str) -> Iterator[Any]:
         raise InvalidModelError("%s: keras_metadata.pb is corrupt (%s)" % (path, e)) from None
     for node in proto.nodes:
         if node.metadata:
-            yield _loads(node.metadata, path)
-
-
-def _loads(text: str, where: str) -> Any:
-    try:
-        return json.loads(text)
-    except (ValueError, RecursionError) as e:
-        raise InvalidModelError("%s: model config is not valid JSON (%s)"
-                                % (where, str(e).splitlines()[0][:200])) from None
+            yield jsonio.loads(node.metadata, "%s: keras_metadata.pb" % path)
 
 
 def refuse_code_in_file(path: str) -> None:

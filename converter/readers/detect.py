@@ -1,10 +1,10 @@
 """Detects the format of a source model from its bytes and layout, never its name alone."""
 
-import json
 import os
 import stat
 import zipfile
 
+from converter import jsonio
 from converter import request as rq
 from converter.errors import InvalidModelError
 from converter.weights import format as wf
@@ -26,11 +26,8 @@ def _is_hdf5(path: str) -> bool:
 
 
 def _model_json_format(path: str) -> str:
-    try:
-        with open(path, "rb") as f:
-            doc = json.loads(f.read())
-    except (ValueError, UnicodeDecodeError) as e:
-        raise InvalidModelError("%s: not valid JSON (%s)" % (path, e)) from None
+    with open(path, "rb") as f:
+        doc = jsonio.loads(f.read(), path)
     fmt = doc.get(wf.FORMAT) if isinstance(doc, dict) else None
     if fmt == wf.GRAPH_MODEL_FORMAT:
         raise InvalidModelError("%s: a TF.js graph model cannot be an input (only layers models "

@@ -22,7 +22,6 @@ against that plan (they differ between Keras versions: Keras 3 prefixes a
 Sequential model's name, Keras 2 appends ``:0``).
 """
 
-import json
 import os
 import re
 from typing import Any, Dict, List, Optional, Sequence
@@ -30,6 +29,7 @@ from typing import Any, Dict, List, Optional, Sequence
 import h5py
 import numpy as np
 
+from converter import jsonio
 from converter.errors import InvalidModelError, UnsupportedLayerError
 from converter.model import LayersModel, Tensor
 from converter.readers import keras_config
@@ -198,11 +198,7 @@ def attr_list(group: h5py.Group, name: str) -> List[str]:
 
 
 def json_attr(attrs, name: str, where: str) -> Any:
-    try:
-        return json.loads(attr_text(attrs[name]))
-    except (ValueError, UnicodeDecodeError) as e:
-        raise InvalidModelError("%s: attribute %r is not valid JSON (%s)"
-                                % (where, name, e)) from None
+    return jsonio.loads(attr_text(attrs[name]), "%s: attribute %r" % (where, name))
 
 
 def layers_model(translated: TranslatedModel, tensors: Sequence[Tensor],

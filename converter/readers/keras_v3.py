@@ -15,7 +15,6 @@ stored uncompressed (Keras writes it so), or from memory otherwise.
 """
 
 import io
-import json
 import os
 import struct
 import zipfile
@@ -24,6 +23,7 @@ from typing import Any, List, Optional
 
 import h5py
 
+from converter import jsonio
 from converter.errors import InvalidModelError
 from converter.model import LayersModel, Tensor
 from converter.readers import keras_config
@@ -112,11 +112,7 @@ def _read_member(archive: zipfile.ZipFile, member: str, path: str, limit: int) -
 
 def json_member(archive: zipfile.ZipFile, member: str, path: str) -> Any:
     data = _read_member(archive, member, path, MAX_JSON_MEMBER_BYTES)
-    try:
-        return json.loads(data.decode("utf-8"))
-    except (ValueError, UnicodeDecodeError, RecursionError) as e:
-        raise InvalidModelError("%s: %s is not valid JSON (%s)"
-                                % (path, member, str(e).splitlines()[0][:200])) from None
+    return jsonio.loads(data, "%s: %s" % (path, member))
 
 
 class _StoredMember(io.RawIOBase):

@@ -3,9 +3,9 @@
 Each is a pure function LayersModel -> LayersModel.
 """
 
-import json
 from typing import Dict, Optional, Sequence, Tuple
 
+from converter import jsonio
 from converter.errors import InvalidModelError
 from converter.model import LayersModel
 from converter.weights import quantize
@@ -59,15 +59,13 @@ def load_metadata(entries: Sequence[Tuple[str, str]]) -> Dict[str, object]:
         try:
             check_regular_file(path, "metadata file %s (key %r)" % (path, key))
             with open(path, "rb") as f:
-                out[key] = json.loads(f.read())
+                data = f.read()
         except FileNotFoundError:
             raise InvalidModelError("metadata file %s (key %r): no such file" % (path, key)) from None
         except OSError as e:
             raise InvalidModelError("metadata file %s (key %r): cannot read: %s"
                                     % (path, key, e.strerror)) from None
-        except (ValueError, UnicodeDecodeError, RecursionError) as e:
-            raise InvalidModelError("metadata file %s (key %r): not valid JSON (%s)"
-                                    % (path, key, str(e).splitlines()[0][:200])) from None
+        out[key] = jsonio.loads(data, "metadata file %s (key %r)" % (path, key))
     return out
 
 

@@ -13,6 +13,7 @@ from typing import Any, Dict, List
 
 import numpy as np
 
+from converter import jsonio
 from converter.errors import InvalidModelError, InvalidWeightsError
 from converter.model import Quantization, Tensor
 from converter.weights import format as wf
@@ -183,7 +184,6 @@ def _decode_group(where, specs, buf: bytearray, files) -> List[Tensor]:
 
 def read_model_json(path: str) -> Dict:
     """Parses a model.json, with one-line errors for a missing or malformed file."""
-    import json
     if os.path.isdir(path):
         path = os.path.join(path, wf.MODEL_JSON)
     try:
@@ -193,10 +193,7 @@ def read_model_json(path: str) -> Dict:
         raise InvalidModelError("%s: no such file" % path) from None
     except OSError as e:
         raise InvalidModelError("%s: cannot read: %s" % (path, e.strerror)) from None
-    try:
-        doc = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as e:
-        raise InvalidModelError("%s: not valid JSON (%s)" % (path, e)) from None
+    doc = jsonio.loads(raw, path)
     if not isinstance(doc, dict):
         raise InvalidModelError("%s: top level is a %s; want a JSON object" % (path, type(doc).__name__))
     return doc
