@@ -647,7 +647,7 @@ def test_keras_archive_bad_config_json(saved, tmp_path):
                      lambda name, data: b"{not json" if name == "config.json" else data)
     with pytest.raises(InvalidModelError) as info:
         read_keras_v3(str(path))
-    assert str(info.value) == ("%s: config.json is not valid JSON (Expecting property name "
+    assert str(info.value) == ("%s: config.json: not valid JSON (Expecting property name "
                                "enclosed in double quotes: line 1 column 2 (char 1))" % path)
 
 
