@@ -4,9 +4,13 @@ Run as ``python -I converter/worker.py ARGS`` (one-shot, ARGS may be an
 ``@flagfile``) or with ``--persistent_worker``, reading WorkRequests from stdin
 and writing one WorkResponse per request. Arguments are the CLI's plus two of
 Bazel's own: ``--summary_file=PATH`` (a JSON summary of the output) and
-``--source_label=LABEL``. A failing request returns its message and exit code
-and the worker lives on; TensorFlow, when a graph path needs it, is imported
-once per worker, not per model.
+``--source_label=LABEL``. Every request gets a response and the worker lives
+on: a ``ConversionError`` gives its one-line message and exit code; anything
+else a request raises (an ImportError of a missing dependency, an OSError or
+h5py error, a RecursionError of a deeply nested input, MemoryError, ...) gives
+one line naming the input file and the exception, exit code 1, and the
+traceback only with ``--debug``. TensorFlow, when a graph path needs it, is
+imported once per worker, not per model.
 """
 
 import os
@@ -20,9 +24,11 @@ import gc  # noqa: E402
 import hashlib  # noqa: E402
 import io  # noqa: E402
 import json  # noqa: E402
+import traceback  # noqa: E402
 from typing import Iterator, List, Tuple  # noqa: E402
 
 from converter import cli  # noqa: E402
+from converter.errors import ConversionError  # noqa: E402
 from converter.weights import format as wf  # noqa: E402
 
 _OWN_FLAGS = ("--summary_file", "--source_label")
@@ -117,15 +123,55 @@ def read_requests(fd: int) -> Iterator[dict]:
             yield request
 
 
+def _input_path(args: List[str]) -> str:
+    """The request's input path, for naming it in an unexpected error's message."""
+    rest = _split_own_flags(expand_flagfiles(args))[1]
+    out = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+            return cli.build_parser().parse_args(cli.normalize_argv(rest)).input_path
+    except (SystemExit, ConversionError, OSError):  # unparsable: the error is about the args
+        return "<arguments %s>" % " ".join(rest)
+
+
+def _debug(args: List[str]) -> bool:
+    return any(a.split("=", 1)[0] == "--debug" and not a.endswith(("=false", "=0", "=no", "=off"))
+               for a in args)
+
+
+def unexpected_error_line(args: List[str], error: BaseException) -> str:
+    """One line naming the input and an exception the converter did not raise on purpose."""
+    message = " ".join(str(error).split())
+    return "%s: error: %s: unexpected %s%s (a converter bug or a broken environment; rerun " \
+        "with --debug for the traceback)\n" % (
+            cli.PROG, _input_path(args), type(error).__name__, ": " + message if message else "")
+
+
 def run_quietly(args: List[str]) -> Tuple[int, str]:
     """Runs one conversion; returns (exit code, output). Build tools are silent on
-    success, so the output is empty then."""
+    success, so the output is empty then.
+
+    Never raises for a request's failure: whatever a conversion raises becomes
+    exit code 1 and one line (see the module docstring), so a persistent worker
+    answers every request and keeps serving.
+    """
     out = io.StringIO()
+    failure = None
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
         try:
             code = convert_once(args)
         except SystemExit as e:  # argparse --help and friends
             code = e.code if isinstance(e.code, int) else 1
+        # Deliberately broad, and never silent: this is the worker's boundary, where an
+        # unexpected exception must become a response instead of killing the process.
+        except Exception as e:  # noqa: BLE001
+            code, failure = 1, e
+            trace = traceback.format_exc()
+    if failure is not None:
+        # What ran before it (e.g. library warnings) and the traceback only with --debug:
+        # otherwise the response is the one line.
+        shown = out.getvalue() + trace if _debug(expand_flagfiles(args)) else ""
+        return code, shown + unexpected_error_line(args, failure)
     return code, out.getvalue() if code else ""
 
 
