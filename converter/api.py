@@ -41,7 +41,7 @@ def _write_tfjs_layers(model: LayersModel, path: str, request: rq.ConversionRequ
                        check: "Check") -> str:
     from converter.writers.tfjs_layers import write_tfjs_layers
     with atomic_directory(path) as tmp:
-        write_tfjs_layers(model, tmp, request.shard_size())
+        write_tfjs_layers(model, tmp, request.shard_size(), request.content_hash_shards)
         return check(tmp)
 
 
@@ -125,6 +125,7 @@ _GRAPH_READERS = {
 # Options that only mean something for some formats: (field, applies?, what it needs).
 _SCOPED_OPTIONS: List[Tuple[str, Callable[[str, str], bool], str]] = [
     ("weight_shard_size_bytes", lambda i, o: o in rq.TFJS_OUTPUTS, "a TF.js output format"),
+    ("content_hash_shards", lambda i, o: o in rq.TFJS_OUTPUTS, "a TF.js output format"),
     ("split_weights_by_layer", lambda i, o: o == rq.TFJS_LAYERS_MODEL, "--output_format tfjs_layers_model"),
     ("metadata", lambda i, o: o in rq.TFJS_OUTPUTS, "a TF.js output format"),
     ("quantize_float16", lambda i, o: o in rq.TFJS_OUTPUTS, "a TF.js output format"),
@@ -262,7 +263,8 @@ def _convert_graph(request: rq.ConversionRequest, in_fmt: str, out_fmt: str) -> 
     model = pipeline.transform(model, options)
     check = _checker(request, in_fmt, out_fmt)
     with atomic_directory(request.output_path) as tmp:
-        num_weights = write_tfjs_graph(model, tmp, request.shard_size())
+        num_weights = write_tfjs_graph(model, tmp, request.shard_size(),
+                                       request.content_hash_shards)
         verification = check(tmp)
     return ConversionResult(in_fmt, out_fmt, request.output_path, num_weights, 1, verification)
 

@@ -23,7 +23,7 @@ _TRUE = ("true", "1", "yes", "on")
 _FALSE = ("false", "0", "no", "off")
 _BOOL_FLAGS = ("--split_weights_by_layer", "--strip_debug_ops", "--control_flow_v2",
                "--skip_op_check", "--use_structured_outputs_names", "--experiments", "--debug",
-               "--verify")
+               "--verify", "--content_hash_shards")
 _QUANTIZE_FLAGS = tuple("--quantize_" + d for d in rq.QUANTIZE_DTYPES)
 _VALUE_FLAGS = ("--input_format", "--output_format", "--signature_name", "--saved_model_tags",
                 "--weight_shard_size_bytes", "--output_node_names", "--metadata",
@@ -91,6 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="deprecated: 1 = --quantize_uint8, 2 = --quantize_uint16")
     p.add_argument("--weight_shard_size_bytes", type=_shard_size,
                    help="shard size of TF.js outputs (default %d)" % wf.DEFAULT_SHARD_SIZE_BYTES)
+    p.add_argument("--content_hash_shards", type=parse_bool, default=False, metavar="[BOOL]",
+                   help="name shards groupG-shardIofN.<hash>.bin by their content (TF.js "
+                   "outputs): cache-friendly URLs; model.json references them")
     p.add_argument("--split_weights_by_layer", type=parse_bool, default=False, metavar="[BOOL]")
     p.add_argument("--metadata", type=parse_metadata, default=(),
                    help="key:path.json[,key2:path2.json] into userDefinedMetadata")
@@ -192,6 +195,7 @@ def request_from_args(args: argparse.Namespace) -> rq.ConversionRequest:
         quantize_uint8=quantize["uint8"],
         quantize_uint16=quantize["uint16"],
         weight_shard_size_bytes=args.weight_shard_size_bytes,
+        content_hash_shards=args.content_hash_shards,
         split_weights_by_layer=args.split_weights_by_layer,
         metadata=args.metadata,
         signature_name=args.signature_name,

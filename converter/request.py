@@ -63,6 +63,9 @@ class ConversionRequest:
         flag's pattern claims; at most one flag may be given so).
       weight_shard_size_bytes: shard size of TF.js outputs; ``None`` means
         DEFAULT_SHARD_SIZE_BYTES (4 MiB, what browsers cache).
+      content_hash_shards: name shards ``groupG-shardIofN.<hash>.bin``, the first
+        16 hex digits of their SHA-384 (TF.js outputs), so a changed shard gets a
+        new URL and web servers can cache shards as immutable.
       split_weights_by_layer: one weight group per layer (layers models).
       metadata: ``((key, json_path), ...)`` written to ``userDefinedMetadata``.
       signature_name: SavedModel / TF-Hub signature (graph inputs); ``None`` means
@@ -88,6 +91,7 @@ class ConversionRequest:
     quantize_uint8: Optional[Tuple[str, ...]] = None
     quantize_uint16: Optional[Tuple[str, ...]] = None
     weight_shard_size_bytes: Optional[int] = None
+    content_hash_shards: bool = False
     split_weights_by_layer: bool = False
     metadata: Tuple[Tuple[str, str], ...] = ()
     signature_name: Optional[str] = None

@@ -19,6 +19,7 @@ import sys
 # Run as a script in isolated mode (-I), the repository root is not on sys.path.
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+import base64  # noqa: E402
 import contextlib  # noqa: E402
 import gc  # noqa: E402
 import hashlib  # noqa: E402
@@ -57,12 +58,15 @@ def _split_own_flags(args: List[str]):
 
 
 def summarize(output_dir: str, source_label: str) -> dict:
-    """Format, files with sizes and sha256, shard count and byte totals of a TF.js output."""
+    """Format, files (name, size, sha256 and the SRI ``integrity`` string, sha384),
+    shard count and byte totals of a TF.js output."""
     files = []
     for name in sorted(os.listdir(output_dir)):
         with open(os.path.join(output_dir, name), "rb") as f:
             data = f.read()
-        files.append({"name": name, "size": len(data), "sha256": hashlib.sha256(data).hexdigest()})
+        files.append({"name": name, "size": len(data), "sha256": hashlib.sha256(data).hexdigest(),
+                      "integrity": "sha384-" + base64.b64encode(
+                          hashlib.sha384(data).digest()).decode("ascii")})
     with open(os.path.join(output_dir, wf.MODEL_JSON), encoding="utf-8") as f:
         doc = json.load(f)
     weights = [w for g in doc.get(wf.WEIGHTS_MANIFEST, []) for w in g[wf.WEIGHTS]]

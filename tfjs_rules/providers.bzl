@@ -10,7 +10,9 @@ TfjsModelInfo = provider(
         "format": "string: the output format, 'tfjs_layers_model' or 'tfjs_graph_model'.",
         "summary": "File: `<name>.summary.json`, written with the model: source, format, " +
                    "num_weights, num_groups, quantized_weights ({dtype: count}), shard_count, " +
-                   "weight_bytes, total_bytes, and each file's name, size and sha256. Counts " +
+                   "weight_bytes, total_bytes, and each file's name, size, sha256 and " +
+                   "integrity (the SRI string, `sha384-<base64>`, for `<link rel=preload " +
+                   "integrity=...>` and fetch). Counts " +
                    "are known only once the conversion ran, hence a file.",
         "source": "Label: the src the model was converted from.",
         "source_file": "File: what identifies the source model in src: the .h5/.keras file, " +

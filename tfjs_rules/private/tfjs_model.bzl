@@ -201,6 +201,8 @@ def _tfjs_model_impl(ctx):
         if patterns:
             args.add("--quantize_%s=%s" % (dtype, ",".join(patterns)))
     args.add("--weight_shard_size_bytes=%d" % ctx.attr.weight_shard_size_bytes)
+    if ctx.attr.content_hash:
+        args.add("--content_hash_shards=true")
     if ctx.attr.split_weights_by_layer:
         args.add("--split_weights_by_layer=true")
     if metadata:
@@ -291,6 +293,13 @@ tfjs_model = rule(
         "weight_shard_size_bytes": attr.int(
             default = 4194304,
             doc = "Maximum size of a weight shard file, in bytes (4 MiB: what browsers cache).",
+        ),
+        "content_hash": attr.bool(
+            default = False,
+            doc = "Name shards `group<G>-shard<I>of<N>.<hash>.bin` (the first 16 hex digits " +
+                  "of their SHA-384), referenced so in model.json: a shard's URL changes " +
+                  "only with its content, so it can be served `immutable`. The summary " +
+                  "lists every file's SRI `integrity` either way.",
         ),
         "split_weights_by_layer": attr.bool(
             default = False,

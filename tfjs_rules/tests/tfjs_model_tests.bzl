@@ -177,6 +177,9 @@ def _default_action_test_impl(ctx):
         info.model_dir.path,
         "--output_format=tfjs_layers_model",
         "--weight_shard_size_bytes=4194304",
+        # verify is on by default: the output runs in TF.js before it is an output.
+        "--verify=true",
+        "--verify_backends=cpu,wasm",
         "--summary_file=" + info.summary.path,
         "--source_label=" + str(Label("//tfjs_rules/tests:model_h5")),
     ], action.argv[1:])
@@ -185,9 +188,17 @@ def _default_action_test_impl(ctx):
                    _paths(action.outputs.to_list()))
     inputs = [f.short_path for f in action.inputs.to_list()]
     for want in [_LOCK, "converter/worker.py", "converter/cli.py",
+                 "converter/verify/check.py", "converter/verify/js/run_models.js",
+                 "converter/verify/js/package-lock.json",
                  ctx.label.package + "/fixtures/model.h5"]:
         asserts.true(env, want in inputs, "%s is an input; inputs: %s" % (want, inputs))
-    asserts.equals(env, {"TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}, action.env)
+    # Hermetic: verification takes Node and the npm packages from the converter's
+    # environment, never from the host.
+    asserts.equals(env, {
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+        "CUDA_VISIBLE_DEVICES": "",
+        "TFJS_CONVERTER_HERMETIC": "1",
+    }, action.env)
     return analysistest.end(env)
 
 _default_action_test = analysistest.make(_default_action_test_impl)
@@ -622,6 +633,7 @@ def _action_tests():
         input_format = "tf_frozen_model",
         output_node_names = "logits,probs",
         use_structured_outputs_names = True,
+        verify = False,
         tags = _MANUAL,
     )
     tfjs_model(
@@ -634,6 +646,8 @@ def _action_tests():
         control_flow_v2 = True,
         skip_op_check = True,
         quantize_float16 = ["*"],
+        verify_backends = ["wasm"],
+        content_hash = True,
         tags = _MANUAL,
     )
     return [
@@ -667,7 +681,8 @@ def _action_tests():
             "default_flags_test",
             target_under_test = ":h5_default",
             absent = ["--input_format", "--quantize_float16", "--quantize_uint8",
-                      "--quantize_uint16", "--split_weights_by_layer", "--metadata"] + _GRAPH_FLAGS,
+                      "--quantize_uint16", "--split_weights_by_layer", "--metadata",
+                      "--content_hash_shards"] + _GRAPH_FLAGS,
         ),
         _test(
             _flags_test,
@@ -703,6 +718,9 @@ def _action_tests():
                 "--control_flow_v2=true",
                 "--skip_op_check=true",
                 "--quantize_float16=*",
+                "--verify=true",
+                "--verify_backends=wasm",
+                "--content_hash_shards=true",
             ],
             absent = ["--output_node_names", "--use_structured_outputs_names"],
         ),
@@ -716,6 +734,8 @@ def _action_tests():
                 "--output_node_names=logits,probs",
                 "--use_structured_outputs_names=true",
             ],
+            # verify = False: no check, no backends.
+            absent = ["--verify", "--verify_backends", "--content_hash_shards"],
         ),
         _test(
             _flags_test,
