@@ -38,6 +38,7 @@ _COMMON_ATTRS = {"name", "visibility", "tags", "testonly"}
 _RULES = [
     ("`tfjs_model`", "private/tfjs_model.bzl", "tfjs_model"),
     ("`<name>.summary`", "private/macros.bzl", "tfjs_model_summary"),
+    ("`tfjs_model_test`", "private/tfjs_model_test.bzl", "tfjs_model_test"),
     ("`tfjs_py_run`", "private/py_run.bzl", "tfjs_py_run"),
     ("`tfjs_converter_env`", "private/env.bzl", "tfjs_converter_env"),
     ("`tfjs_converter_binary`", "private/converter_binary.bzl", "tfjs_converter_binary"),
@@ -201,7 +202,8 @@ def test_every_exported_symbol_has_a_section(rel):
 
 def test_defs_exports_the_public_api():
     # The names docs/rules.md and users' BUILD files load; renaming one breaks them.
-    assert sorted(exported_symbols("defs.bzl")) == ["TfjsModelInfo", "tfjs_model", "tfjs_py_run"]
+    assert sorted(exported_symbols("defs.bzl")) == ["TfjsModelInfo", "tfjs_model",
+                                                 "tfjs_model_test", "tfjs_py_run"]
 
 
 @pytest.mark.parametrize("heading,rel,rule", _RULES, ids=[r[2] for r in _RULES])
