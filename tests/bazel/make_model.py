@@ -13,8 +13,10 @@ KIND:
 
 OUT's extension picks the format: ``.h5`` (Keras HDF5) or ``.keras`` (Keras 3
 archive); any other OUT is a SavedModel directory written by SAVER:
-``tf_saved_model`` (``tf.saved_model.save``) or ``keras_export`` (Keras 3's
-``model.export``).
+``tf_saved_model`` (``tf.saved_model.save``), ``keras_export`` (Keras 3's
+``model.export``) or ``keras_saved_model`` (Keras 2's ``model.save(OUT,
+save_format="tf")``, by tf_keras). SAVER ``tf_keras`` with a ``.h5`` OUT builds
+and saves the model with Keras 2 (tf_keras) instead of Keras 3.
 
 Seeded, and the archive's timestamps and object ids and the SavedModel
 fingerprint's uuid are fixed, so the same KIND gives the same bytes on every
@@ -33,7 +35,9 @@ import zipfile
 # date_saved otherwise carry the time of the run.
 _FIXED_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 _FIXED_DATE_SAVED = "1980-01-01@00:00:00"
-_SAVERS = ("tf_saved_model", "keras_export")
+_SAVERS = ("tf_saved_model", "keras_export", "keras_saved_model")
+# Savers of a Keras 2 (tf_keras) model.
+_KERAS2_SAVERS = ("tf_keras", "keras_saved_model")
 
 
 def _renumber_shared_objects(node, ids):
@@ -114,7 +118,9 @@ def _cnn(keras):
     rng = np.random.default_rng(0)
     weights = []
     for w in model.weights:
-        if w.path.endswith("moving_variance"):
+        # Keras 3 names a weight by path, Keras 2 (tf_keras) by name, with a ":0".
+        name = getattr(w, "path", None) or w.name.split(":")[0]
+        if name.endswith("moving_variance"):
             weights.append(rng.uniform(0.5, 1.5, w.shape))
         else:
             weights.append(rng.normal(0.0, 0.5, w.shape))
@@ -131,13 +137,22 @@ def main(out: str, kind: str, saver: str = "") -> None:
     if kind != "cnn" and (name != "mlp" or (seed and not seed.isdigit())):
         raise SystemExit("make_model.py: KIND got %r, want mlp, mlp_<seed>, cnn or broken" % kind)
     is_file = out.endswith((".h5", ".keras"))
-    if is_file == bool(saver) or (saver and saver not in _SAVERS):
+    keras2_h5 = saver == "tf_keras" and out.endswith(".h5")
+    if not keras2_h5 and (is_file == bool(saver) or (saver and saver not in _SAVERS)):
         raise SystemExit("make_model.py: OUT %r with SAVER %r; want a .h5 or .keras OUT and no "
-                         "SAVER, or a SavedModel directory OUT and SAVER %s"
-                         % (out, saver, " or ".join(_SAVERS)))
-    import keras
+                         "SAVER, a .h5 OUT and SAVER tf_keras, or a SavedModel directory OUT "
+                         "and SAVER %s" % (out, saver, " or ".join(_SAVERS)))
+    if saver in _KERAS2_SAVERS:
+        import tf_keras as keras
+    else:
+        import keras
     model = _cnn(keras) if kind == "cnn" else _mlp(keras, kind, seed)
-    if saver == "keras_export":
+    if keras2_h5:
+        model.save(out, save_format="h5")
+        return
+    if saver == "keras_saved_model":
+        model.save(out, save_format="tf")
+    elif saver == "keras_export":
         model.export(out, verbose=False)
     elif saver == "tf_saved_model":
         import tensorflow as tf
