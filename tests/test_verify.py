@@ -70,8 +70,8 @@ def test_verify_catches_flipped_weights(sources, tmp_path, monkeypatch):
 
     real = tfjs_layers.write_tfjs_layers
 
-    def corrupt(model, directory, shard_size):
-        real(model, directory, shard_size)
+    def corrupt(model, directory, shard_size, content_hash=False):
+        real(model, directory, shard_size, content_hash)
         shard = next(pathlib.Path(directory).glob("group1-shard*"))
         data = np.frombuffer(shard.read_bytes(), np.float32).copy()
         data[:48] = -data[:48]  # the first Dense kernel, sign-flipped
@@ -96,8 +96,8 @@ def test_verify_catches_nan(sources, tmp_path, monkeypatch):
     from converter.writers import tfjs_layers
     real = tfjs_layers.write_tfjs_layers
 
-    def nan_bias(model, directory, shard_size):
-        real(model, directory, shard_size)
+    def nan_bias(model, directory, shard_size, content_hash=False):
+        real(model, directory, shard_size, content_hash)
         shard = next(pathlib.Path(directory).glob("group1-shard*"))
         data = np.frombuffer(shard.read_bytes(), np.float32).copy()
         data[-1] = np.nan  # the last bias
