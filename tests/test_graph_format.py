@@ -131,6 +131,7 @@ def test_signature_and_tag_errors(tmp_path):
     with pytest.raises(UsageError, match=r"no MetaGraph with tags gpu; available tag sets: "
                                          r"\[\['serve'\]\]"):
         api.convert(str(src), str(tmp_path / "o"), saved_model_tags="gpu")
+    (tmp_path / "x.pb").write_bytes(b"")  # the input must exist before its flags are checked
     with pytest.raises(UsageError, match="needs --output_node_names"):
         api.convert(str(tmp_path / "x.pb"), str(tmp_path / "o"), input_format="tf_frozen_model")
 
