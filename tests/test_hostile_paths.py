@@ -94,6 +94,6 @@ def test_deep_metadata_json_is_one_line(layers_model, capsys):
     code, err = _run(["--metadata", "k:%s" % deep, layers_model / "m.h5", layers_model / "Y"],
                      capsys)
     assert code == 1 and "\n" not in err
-    assert err.startswith("tfjs_converter: error: metadata file %s (key 'k'): not valid JSON"
-                          % deep)
+    assert err == ("tfjs_converter: error: metadata file %s (key 'k'): JSON nested deeper "
+                   "than 256 levels" % deep), err
 

@@ -48,6 +48,12 @@ def _sha256(path: str) -> str:
         return hashlib.sha256(f.read()).hexdigest()
 
 
+def _integrity(path: str) -> str:
+    """The file's Subresource Integrity string, as a page's integrity= attribute takes it."""
+    with open(path, "rb") as f:
+        return "sha384-" + base64.b64encode(hashlib.sha384(f.read()).digest()).decode("ascii")
+
+
 def _weights(doc: dict) -> List[dict]:
     return [w for g in doc["weightsManifest"] for w in g["weights"]]
 
@@ -74,7 +80,9 @@ def check_manifest(c: Checker, model_dir: str, doc: dict) -> None:
 
 def check_summary(c: Checker, model_dir: str, doc: dict, summary: dict) -> None:
     files = [{"name": n, "size": os.path.getsize(os.path.join(model_dir, n)),
-              "sha256": _sha256(os.path.join(model_dir, n))} for n in sorted(os.listdir(model_dir))]
+              "sha256": _sha256(os.path.join(model_dir, n)),
+              "integrity": _integrity(os.path.join(model_dir, n))}
+             for n in sorted(os.listdir(model_dir))]
     shards = [f for f in files if _SHARD_NAME.match(f["name"])]
     quantized: Dict[str, int] = {}
     for w in _weights(doc):
