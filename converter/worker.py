@@ -25,6 +25,8 @@ import gc  # noqa: E402
 import hashlib  # noqa: E402
 import io  # noqa: E402
 import json  # noqa: E402
+import subprocess  # noqa: E402
+import tempfile  # noqa: E402
 import traceback  # noqa: E402
 from typing import Iterator, List, Tuple  # noqa: E402
 
@@ -186,12 +188,56 @@ def handle(request: dict) -> Tuple[int, str]:
     return result
 
 
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def source_stamp() -> Tuple[Tuple[str, int, int], ...]:
+    """(path, size, mtime) of every converter source file (symlinks followed)."""
+    stamp = []
+    for root, dirs, files in os.walk(_PACKAGE_DIR):
+        dirs[:] = sorted(d for d in dirs if d not in ("__pycache__", "node_modules"))
+        for name in sorted(files):
+            if name.endswith((".py", ".json", ".js")):
+                path = os.path.join(root, name)
+                st = os.stat(path)
+                stamp.append((path, st.st_size, st.st_mtime_ns))
+    return tuple(stamp)
+
+
+def _run_fresh(request: dict) -> Tuple[int, str]:
+    """Runs one request in a new one-shot worker process, i.e. with the current sources."""
+    with tempfile.NamedTemporaryFile("w", suffix=".flags", delete=False,
+                                     encoding="utf-8") as f:
+        f.write("".join(a + "\n" for a in request.get("arguments", [])))
+    try:
+        proc = subprocess.run([sys.executable, "-I", "-B", os.path.abspath(__file__),
+                               "@" + f.name], stdin=subprocess.DEVNULL,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False)
+    finally:
+        os.unlink(f.name)
+    return proc.returncode, proc.stderr.decode("utf-8", "replace")
+
+
 def serve(stdin_fd: int, stdout) -> None:
+    """Answers requests until stdin closes.
+
+    The converter's modules are imported once, so a worker that outlived a
+    change of its sources would convert with the old code under the new
+    sources' action key (and so poison caches). Bazel is meant to restart it;
+    in case it does not, every request first compares the sources' stamp with
+    the one at start: on a change the request runs in a fresh process and the
+    worker re-executes itself (same pid, same pipes) before the next one.
+    """
+    stamp = source_stamp()
     for request in read_requests(stdin_fd):
-        code, output = handle(request)
+        stale = source_stamp() != stamp
+        code, output = _run_fresh(request) if stale else handle(request)
         response = {"exitCode": code, "output": output, "requestId": request.get("requestId", 0)}
         stdout.write(json.dumps(response) + "\n")
         stdout.flush()
+        if stale:
+            sys.stderr.flush()
+            os.execv(sys.executable, sys.orig_argv)
 
 
 def main(argv: List[str]) -> int:
