@@ -20,28 +20,20 @@ with the repository's dev venv (Keras + the TF.js harness of tests/)::
      back from the artifact, within the same float32 bound. Its error against
      the float32 Keras model is printed but not checked: the declared uint8
      bound was derived for the 96x96 zoo model and does not carry over.
-3. If a headless Chromium is installed (Debian: chromium-headless-shell), the
-   built app (bazel-bin/web/app) is served on 127.0.0.1 and its index.html must
-   load and run every model in the browser.
+3. The built app (bazel-bin/web/app) is served on 127.0.0.1 with web/serve.py's
+   headers and its index.html must run every model on cpu, webgl and wasm in
+   headless Chromium (Debian: chromium-headless-shell; required).
 
 Exit status: 0 when every check passed, 1 otherwise.
 """
 
-import functools
 import hashlib
-import http.server
 import json
 import os
-import queue
-import re
-import shutil
-import signal
-import subprocess
 import sys
 import tempfile
-import threading
 import time
-from typing import List, Optional, Tuple
+from typing import List, Tuple
 
 import numpy as np
 
@@ -49,6 +41,7 @@ EXAMPLES = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(EXAMPLES)
 sys.path.insert(0, os.path.join(ROOT, "tests"))  # the TF.js harness and the tolerance table
 sys.path.insert(0, ROOT)  # the converter, to read the uint8 artifact back
+sys.path.insert(0, EXAMPLES)  # web.app_browser_test, the page's browser run
 
 import tfjs_node  # noqa: E402
 import tolerances  # noqa: E402
@@ -73,8 +66,6 @@ _UNFUSED_OPS = ("Conv2D", "DepthwiseConv2dNative", "BiasAdd", "FusedBatchNorm",
                 "FusedBatchNormV3", "Mul", "AddV2", "Add", "Sub", "Rsqrt", "Relu", "Relu6")
 _FUSED_OPS = ("_FusedConv2D", "FusedDepthwiseConv2dNative", "_FusedMatMul")
 APP_DIR = os.path.join(BIN, "web", "app")
-BROWSERS = ("chromium-headless-shell", "chromium")
-BROWSER_TIMEOUT_S = 180
 
 
 def _sha256(path: str) -> str:
@@ -201,74 +192,36 @@ def _report(name: str, backend: str, result, want: np.ndarray, want_dequantized:
     return passed
 
 
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
+def check_in_browser(app_dir: str) -> Tuple[str, List[str]]:
+    """Opens the app's page in headless Chromium, served with web/serve.py's headers.
 
-
-def check_in_browser(app_dir: str) -> Tuple[Optional[str], List[str]]:
-    """Opens the app's index.html in a headless Chromium, served from 127.0.0.1.
+    The page runs every model on cpu, webgl and wasm (web/app_browser_test.py
+    does the serving and the browser).
 
     Returns:
       ``(status, lines)``: status is ``"ok"`` or ``"failed"`` as the page
-      reports it, ``"timeout"``, or None when no browser is installed; lines
-      are what the page logged.
+      reports it; lines summarize each run.
     """
-    browser = next((shutil.which(b) for b in BROWSERS if shutil.which(b)), None)
-    if browser is None:
-        return None, []
-    server = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), functools.partial(_QuietHandler, directory=app_dir))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = "http://127.0.0.1:%d/" % server.server_address[1]
-    console = re.compile(r':INFO:CONSOLE[^\]]*\] "(.*)", source: ' + re.escape(url))
-    lines: List[str] = []
-    with tempfile.TemporaryDirectory(prefix="tfjs_example_browser_") as profile:
-        command = [browser, "--headless", "--enable-logging=stderr", "--no-first-run",
-                   "--user-data-dir=" + profile, url]
-        if os.geteuid() == 0:
-            command.insert(1, "--no-sandbox")  # Chromium refuses to run as root otherwise
-        # Its own process group, so the wrapper script and every child stop together.
-        proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.PIPE, text=True, errors="replace",
-                                start_new_session=True)
-        received: "queue.Queue[Optional[str]]" = queue.Queue()
-
-        def pump():
-            for line in proc.stderr:
-                received.put(line)
-            received.put(None)
-
-        threading.Thread(target=pump, daemon=True).start()
-        status = "timeout"
-        deadline = time.monotonic() + BROWSER_TIMEOUT_S
-        try:
-            while time.monotonic() < deadline:
-                try:
-                    line = received.get(timeout=max(0.1, deadline - time.monotonic()))
-                except queue.Empty:
-                    break
-                if line is None:
-                    status = "browser exited with code %s" % proc.wait()
-                    break
-                match = console.search(line)
-                if not match or match.group(1).startswith("[]"):  # [] lines are Chromium's own
-                    continue
-                lines.append(match.group(1))
-                if match.group(1).startswith("status: "):
-                    status = match.group(1)[len("status: "):]
-                    break
-        finally:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-                try:
-                    proc.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                    proc.wait()
-            server.shutdown()
-            server.server_close()
-    return status, lines
+    from web import app_browser_test  # pylint: disable=import-outside-toplevel
+    with tempfile.TemporaryDirectory(prefix="tfjs_example_browser_",
+                                     ignore_cleanup_errors=True) as tmp:
+        report = app_browser_test.run_page(app_dir, "webgl,wasm", tmp)
+    lines = ["TF.js %s; cross-origin isolated: %s; wasm binary %s, %s thread(s); WebGL %s"
+             % (report.get("tfjs"), report.get("cross_origin_isolated"),
+                report.get("wasm_binary"), report.get("wasm_threads"),
+                report.get("webgl_version"))]
+    if report.get("error"):
+        lines.append("FAILED: %s" % report["error"])
+    for run in report.get("runs", []):
+        if not run.get("ok"):
+            lines.append("%-5s %-16s FAILED: %s" % (run["backend"], run["model"], run.get("error")))
+        elif run["backend"] == "cpu":
+            lines.append("%-5s %-16s ok (the reference), run %.0f ms"
+                         % (run["backend"], run["model"], run["run_ms"]))
+        else:
+            lines.append("%-5s %-16s ok, max |error| vs cpu %.1e, run %.0f ms"
+                         % (run["backend"], run["model"], run["max_abs"], run["run_ms"]))
+    return report.get("status", "failed"), lines
 
 
 def main() -> int:
@@ -317,16 +270,11 @@ def main() -> int:
     print("\nWeb app: %s (%d models, %.2f MB; manifest.json lists every file with its sha256)"
           % (os.path.relpath(APP_DIR, ROOT), len(manifest["models"]), manifest["total_bytes"] / 1e6))
     status, lines = check_in_browser(APP_DIR)
-    if status is None:
-        print("  browser check skipped: no %s on PATH (Debian: apt-get install "
-              "chromium-headless-shell)" % " or ".join(BROWSERS))
-    else:
-        print("  in headless Chromium: %s" % status)
-        for line in lines:
-            print("    " + line)
-        ok = ok and status == "ok"
-    print("  serve it:  python3 -m http.server --directory %s 8000   then open http://localhost:8000/"
-          % APP_DIR)
+    print("  in headless Chromium (cpu, webgl, wasm): %s" % status)
+    for line in lines:
+        print("    " + line)
+    ok = ok and status == "ok"
+    print("  serve it:  cd examples && bazel run //web:serve   then open http://127.0.0.1:8000/")
     print("\n%s" % ("ok: every check passed" if ok else "FAILED: see above"))
     return 0 if ok else 1
 

@@ -8,10 +8,11 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 # Debian packages: Bazel 4.2.3 and the rule sets WORKSPACE maps offline, nginx
 # (the HTTP remote cache of the cache tests) and a headless Chromium (the example
-# app checked in a real browser). Node.js 18+ with npm must already be there
+# app checked in a real browser), openssl (its layout test recomputes the SRI
+# hashes). Node.js 18+ with npm must already be there
 # (machines of this kind ship Node 20; Debian's npm would pin an older Node).
 debs=(bazel-bootstrap bazel-skylib bazel-rules-java bazel-rules-proto nginx
-      chromium-headless-shell)
+      chromium-headless-shell openssl)
 missing=()
 for p in "${debs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -3,7 +3,8 @@
 #
 # The app must hold index.html, vendor/tf.min.js, manifest.json and
 # models/<name>/model.json for exactly the given models; manifest.json must
-# list every other file in the app with its true size and sha256 (one line
+# list every other file in the app with its true size, sha256 and sha384 SRI
+# string (one line
 # per file, as bundle.py writes it), in sorted order, with no absolute path;
 # every shard a model.json names must be there. The checker is then run on
 # tampered copies, to show that it catches what it is meant to.
@@ -13,10 +14,10 @@ set -euo pipefail
 check_app() {
   local dir=$1
   shift
-  local manifest="$dir/manifest.json" problems=0 rel size sha name shard
+  local manifest="$dir/manifest.json" problems=0 rel size sha sri name shard
   problem() { echo "  $*"; problems=$((problems + 1)); }
 
-  for rel in index.html manifest.json vendor/tf.min.js; do
+  for rel in index.html manifest.json vendor/tf.min.js vendor/tf-backend-wasm.min.js; do
     [ -f "$dir/$rel" ] || problem "missing $rel"
   done
   [ -f "$manifest" ] || { echo "  no manifest"; return 1; }
@@ -36,8 +37,9 @@ check_app() {
     count=$((count + 1))
     size=$(stat -L -c %s "$dir/$rel")
     sha=$(sha256sum <"$dir/$rel" | cut -d' ' -f1)
-    grep -qF "{\"path\": \"$rel\", \"size\": $size, \"sha256\": \"$sha\"}" "$manifest" ||
-      problem "$rel ($size bytes, sha256 $sha) is not in the manifest as such"
+    sri="sha384-$(openssl dgst -sha384 -binary <"$dir/$rel" | base64 -w0)"
+    grep -qF "{\"path\": \"$rel\", \"size\": $size, \"sha256\": \"$sha\", \"integrity\": \"$sri\"}" "$manifest" ||
+      problem "$rel ($size bytes, sha256 $sha, $sri) is not in the manifest as such"
   done < <(cd "$dir" && find -L . -type f ! -path ./manifest.json | sed 's|^\./||' | LC_ALL=C sort)
   local entries
   entries=$(grep -c '{"path": ' "$manifest" || true)

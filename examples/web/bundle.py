@@ -6,12 +6,15 @@ Usage (arguments usually come from a Bazel param file, one per line)::
 
 Writes ``DIR/models/NAME/`` (a copy of each model directory), each asset at
 ``DIR/PATH``, and ``DIR/manifest.json``. A model directory must hold exactly the
-files its summary lists, with the sizes and sha256 it records; anything else is
-an error, because the manifest is what a deployment trusts. Output is
+files its summary lists, with the sizes, sha256 and sha384 Subresource
+Integrity strings it records; anything else is an error, because the manifest
+is what a deployment trusts (the page fetches every model file with the
+manifest's ``integrity``, so the browser refuses a shard whose bytes changed). Output is
 deterministic: sorted, no times, no absolute paths. Standard library only.
 """
 
 import argparse
+import base64
 import hashlib
 import json
 import os
@@ -33,9 +36,12 @@ def copy_file(src: str, dst: str) -> Dict[str, object]:
     """Copies ``src`` to ``dst`` (contents only, no times or modes).
 
     Returns:
-      ``{"size": bytes, "sha256": hex}`` of the bytes written.
+      ``{"size": bytes, "sha256": hex, "integrity": "sha384-<base64>"}`` of the
+      bytes written (the last is what ``fetch(url, {integrity})`` and
+      ``<link rel=preload integrity=...>`` take).
     """
     digest = hashlib.sha256()
+    sri = hashlib.sha384()
     size = 0
     os.makedirs(os.path.dirname(dst), exist_ok=True)
     with open(src, "rb") as fin, open(dst, "wb") as fout:
@@ -44,9 +50,11 @@ def copy_file(src: str, dst: str) -> Dict[str, object]:
             if not chunk:
                 break
             digest.update(chunk)
+            sri.update(chunk)
             size += len(chunk)
             fout.write(chunk)
-    return {"size": size, "sha256": digest.hexdigest()}
+    return {"size": size, "sha256": digest.hexdigest(),
+            "integrity": "sha384-" + base64.b64encode(sri.digest()).decode("ascii")}
 
 
 def _read_summary(name: str, path: str) -> dict:
@@ -58,9 +66,10 @@ def _read_summary(name: str, path: str) -> dict:
     files = summary.get("files") if isinstance(summary, dict) else None
     if not isinstance(files, list) or not all(
             isinstance(f, dict) and isinstance(f.get("name"), str) and isinstance(f.get("size"), int)
-            and isinstance(f.get("sha256"), str) for f in files):
-        raise BundleError("model %r: summary %s has no valid `files` list of {name, size, sha256}"
-                          % (name, path))
+            and isinstance(f.get("sha256"), str) and isinstance(f.get("integrity"), str)
+            for f in files):
+        raise BundleError("model %r: summary %s has no valid `files` list of {name, size, sha256, "
+                          "integrity}" % (name, path))
     return summary
 
 
@@ -73,7 +82,8 @@ def bundle_model(name: str, model_format: str, model_dir: str, summary_path: str
 
     Raises:
       BundleError: the summary is unreadable, disagrees with the format, or the
-        directory's files differ from the summary's (missing, extra, size, sha256).
+        directory's files differ from the summary's (missing, extra, size, sha256,
+        integrity).
     """
     summary = _read_summary(name, summary_path)
     want_format = _JSON_FORMATS.get(model_format)
@@ -105,10 +115,11 @@ def bundle_model(name: str, model_format: str, model_dir: str, summary_path: str
         rel = "/".join([MODELS_DIR, name, file_name])
         got = copy_file(src, os.path.join(out, *rel.split("/")))
         want = listed[file_name]
-        if (got["size"], got["sha256"]) != (want["size"], want["sha256"]):
-            raise BundleError("model %r: %s has %d bytes, sha256 %s; its summary says %d bytes, "
-                              "sha256 %s" % (name, src, got["size"], got["sha256"], want["size"],
-                                             want["sha256"]))
+        keys = ("size", "sha256", "integrity")
+        if [got[k] for k in keys] != [want[k] for k in keys]:
+            raise BundleError("model %r: %s has %d bytes, sha256 %s, %s; its summary says %d bytes, "
+                              "sha256 %s, %s" % ((name, src) + tuple(got[k] for k in keys)
+                                                 + tuple(want[k] for k in keys)))
         files.append(dict(path=rel, **got))
     model_json = "/".join([MODELS_DIR, name, "model.json"])
     if model_json not in [f["path"] for f in files]:

@@ -1,5 +1,6 @@
 """Unit tests of bundle.py on small fake models (standard library only)."""
 
+import base64
 import contextlib
 import hashlib
 import io
@@ -13,6 +14,14 @@ from web import bundle
 
 def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def _sri(data: bytes) -> str:
+    return "sha384-" + base64.b64encode(hashlib.sha384(data).digest()).decode()
+
+
+def _entry(name: str, data: bytes) -> dict:
+    return {"name": name, "size": len(data), "sha256": _sha(data), "integrity": _sri(data)}
 
 
 class BundleTest(unittest.TestCase):
@@ -31,7 +40,7 @@ class BundleTest(unittest.TestCase):
             with open(os.path.join(model_dir, file_name), "wb") as f:
                 f.write(data)
         if summary_files is None:
-            summary_files = [{"name": n, "size": len(d), "sha256": _sha(d)} for n, d in files.items()]
+            summary_files = [_entry(n, d) for n, d in files.items()]
         summary = self.path("in", name + ".summary.json")
         with open(summary, "w") as f:
             json.dump({"files": summary_files, "format": json_format, "source": "//m:" + name,
@@ -62,20 +71,21 @@ class BundleTest(unittest.TestCase):
                          ["models/b/group1-shard1of1.bin", "models/b/model.json"])
         self.assertEqual(manifest["models"][1]["files"][0],
                          {"path": "models/b/group1-shard1of1.bin", "size": 7,
-                          "sha256": _sha(b"1234567")})
+                          "sha256": _sha(b"1234567"), "integrity": _sri(b"1234567")})
         self.assertEqual(manifest["models"][0]["model_json"], "models/a/model.json")
         self.assertEqual(manifest["models"][0]["source"], "//m:a")
         self.assertEqual(manifest["models"][0]["total_bytes"], 10)
         self.assertEqual(manifest["assets"], [{"path": "index.html", "size": 13,
-                                               "sha256": _sha(b"<html></html>")}])
+                                               "sha256": _sha(b"<html></html>"),
+                                               "integrity": _sri(b"<html></html>")}])
         self.assertEqual(manifest["total_bytes"], 10 + 9 + 13)
         with open(os.path.join(out, "models", "b", "group1-shard1of1.bin"), "rb") as f:
             self.assertEqual(f.read(), b"1234567")
         with open(os.path.join(out, "manifest.json")) as f:
             text = f.read()
         self.assertEqual(json.loads(text), manifest)
-        self.assertIn('\n        {"path": "models/a/w.bin", "size": 2, "sha256": "%s"}'
-                      % _sha(b"xy"), text)
+        self.assertIn('\n        {"path": "models/a/w.bin", "size": 2, "sha256": "%s", '
+                      '"integrity": "%s"}' % (_sha(b"xy"), _sri(b"xy")), text)
         self.assertNotIn(self.tmp, text)
         self.assertEqual(sorted(os.listdir(out)), ["index.html", "manifest.json", "models"])
 
@@ -94,16 +104,23 @@ class BundleTest(unittest.TestCase):
             self.assertIn(fragment, str(caught.exception))
 
     def test_changed_bytes_fail(self):
-        summary_files = [{"name": "model.json", "size": 2, "sha256": _sha(b"{}")},
-                         {"name": "w.bin", "size": 3, "sha256": _sha(b"abc")}]
+        summary_files = [_entry("model.json", b"{}"), _entry("w.bin", b"abc")]
         model_dir, summary = self.make_model("m", {"model.json": b"{}", "w.bin": b"abd"},
                                              summary_files)
         self.assert_fails([("m", "tfjs_layers_model", model_dir, summary)], [],
-                          "model 'm'", "w.bin", _sha(b"abd"), _sha(b"abc"))
+                          "model 'm'", "w.bin", _sha(b"abd"), _sha(b"abc"), _sri(b"abd"),
+                          _sri(b"abc"))
+
+    def test_wrong_integrity_fails(self):
+        summary_files = [_entry("model.json", b"{}"), dict(_entry("w.bin", b"abc"),
+                                                           integrity=_sri(b"abd"))]
+        model_dir, summary = self.make_model("m", {"model.json": b"{}", "w.bin": b"abc"},
+                                             summary_files)
+        self.assert_fails([("m", "tfjs_layers_model", model_dir, summary)], [],
+                          "model 'm'", "w.bin", _sri(b"abc"), _sri(b"abd"))
 
     def test_extra_and_missing_files_fail(self):
-        summary_files = [{"name": "model.json", "size": 2, "sha256": _sha(b"{}")},
-                         {"name": "gone.bin", "size": 1, "sha256": _sha(b"x")}]
+        summary_files = [_entry("model.json", b"{}"), _entry("gone.bin", b"x")]
         model_dir, summary = self.make_model("m", {"model.json": b"{}", "stray.bin": b"x"},
                                              summary_files)
         self.assert_fails([("m", "tfjs_layers_model", model_dir, summary)], [],
@@ -123,6 +140,10 @@ class BundleTest(unittest.TestCase):
         model_dir, summary = self.make_model("m", {"model.json": b"{}"},
                                              summary_files=[{"name": "model.json"}])
         self.assert_fails([("m", "tfjs_layers_model", model_dir, summary)], [], "valid `files`")
+        no_sri = _entry("model.json", b"{}")
+        del no_sri["integrity"]
+        model_dir, summary = self.make_model("n", {"model.json": b"{}"}, summary_files=[no_sri])
+        self.assert_fails([("n", "tfjs_layers_model", model_dir, summary)], [], "integrity}")
 
     def test_repeated_names_and_bad_asset_paths_fail(self):
         models, assets = self.standard_inputs()
