@@ -92,6 +92,8 @@ class WeightSlot:
       owner: the Keras layer that created the variable (the inner layer of a
         nested model, ``forward_lstm`` inside a Bidirectional).
       v3_path: the dataset path in a Keras 3 ``model.weights.h5``.
+      shape: the shape the layer's config implies, a None dimension being set
+        by the layer's input; None when the config does not tell the rank.
     """
 
     name: str
@@ -100,6 +102,7 @@ class WeightSlot:
     layer: str
     owner: str
     v3_path: str
+    shape: Optional[Tuple[Optional[int], ...]] = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -323,11 +326,40 @@ def _value_kind(key: str) -> Optional[Callable]:
 
 @dataclasses.dataclass(frozen=True)
 class _Var:
-    """A variable of a layer: its Keras name and where Keras 3 stores it."""
+    """A variable of a layer: its Keras name, where Keras 3 stores it, and the
+    shape the layer's config implies (None: not known from the config alone;
+    a None dimension: set by the input, e.g. a Dense kernel's first)."""
 
     local: str
     aliases: Tuple[str, ...] = ()
     group: str = "vars"   # "cell/vars" for RNN layers
+    shape: Optional[Tuple[Optional[int], ...]] = None
+
+
+def _positive(value) -> Optional[int]:
+    """A config dimension, or None when it is not a positive int (the config
+    checks report that; the shape check then leaves the dimension open)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        return None
+    return value
+
+
+def _dims(c, key: str, n: int) -> Tuple[Optional[int], ...]:
+    """``kernel_size``-like config values: an int or a list of ``n`` ints."""
+    value = c.get(key)
+    if isinstance(value, (list, tuple)) and len(value) == n:
+        return tuple(_positive(v) for v in value)
+    return (_positive(value),) * n if not isinstance(value, (list, tuple)) else (None,) * n
+
+
+def _times(value: Optional[int], k: int) -> Optional[int]:
+    return None if value is None else value * k
+
+
+def _single_axis(c) -> bool:
+    axis = c.get("axis", -1)
+    return (isinstance(axis, int) and not isinstance(axis, bool)) or \
+        (isinstance(axis, (list, tuple)) and len(axis) == 1)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -395,35 +427,66 @@ class LayerRule:
     rank: Callable[[Dict[str, Any], List[int]], List[int]] = lambda c, ins: [max(ins)]
 
 
-def _kernel_bias(c):
-    return (_Var("kernel"),) + ((_Var("bias"),) if c.get("use_bias", True) else ())
+def _bias(c, size: Optional[int]):
+    return (_Var("bias", shape=(size,)),) if c.get("use_bias", True) else ()
+
+
+def _dense(c):
+    units = _positive(c.get("units"))
+    return (_Var("kernel", shape=(None, units)),) + _bias(c, units)
+
+
+def _conv(rank: int, transpose: bool = False):
+    def weights(c):
+        filters = _positive(c.get("filters"))
+        # Conv kernels are (*kernel_size, in, filters); transposed ones (*kernel_size, filters, in).
+        channels = (filters, None) if transpose else (None, filters)
+        return (_Var("kernel", shape=_dims(c, "kernel_size", rank) + channels),) + _bias(c, filters)
+    return weights
 
 
 def _depthwise(c):
     # Keras 3 names the depthwise variable "kernel".
-    return (_Var("depthwise_kernel", ("kernel",)),) + (
-        (_Var("bias"),) if c.get("use_bias", True) else ())
+    multiplier = _positive(c.get("depth_multiplier", 1))
+    return (_Var("depthwise_kernel", ("kernel",),
+                 shape=_dims(c, "kernel_size", 2) + (None, multiplier)),) + _bias(c, None)
 
 
 def _separable(c):
-    return (_Var("depthwise_kernel"), _Var("pointwise_kernel")) + (
-        (_Var("bias"),) if c.get("use_bias", True) else ())
+    filters = _positive(c.get("filters"))
+    multiplier = _positive(c.get("depth_multiplier", 1))
+    return (_Var("depthwise_kernel", shape=_dims(c, "kernel_size", 2) + (None, multiplier)),
+            _Var("pointwise_kernel", shape=(1, 1, None, filters))) + _bias(c, filters)
 
 
 def _batch_norm(c):
-    return (((_Var("gamma"),) if c.get("scale", True) else ())
-            + ((_Var("beta"),) if c.get("center", True) else ())
-            + (_Var("moving_mean"), _Var("moving_variance")))
+    shape = (None,) if _single_axis(c) else None
+    return (((_Var("gamma", shape=shape),) if c.get("scale", True) else ())
+            + ((_Var("beta", shape=shape),) if c.get("center", True) else ())
+            + (_Var("moving_mean", shape=shape), _Var("moving_variance", shape=shape)))
 
 
 def _layer_norm(c):
-    return (((_Var("gamma"),) if c.get("scale", True) else ())
-            + ((_Var("beta"),) if c.get("center", True) else ()))
+    shape = (None,) if _single_axis(c) else None
+    return (((_Var("gamma", shape=shape),) if c.get("scale", True) else ())
+            + ((_Var("beta", shape=shape),) if c.get("center", True) else ()))
 
 
-def _rnn(c):
-    out = (_Var("kernel", group="cell/vars"), _Var("recurrent_kernel", group="cell/vars"))
-    return out + ((_Var("bias", group="cell/vars"),) if c.get("use_bias", True) else ())
+def _embedding(c):
+    return (_Var("embeddings", shape=(_positive(c.get("input_dim")),
+                                      _positive(c.get("output_dim")))),)
+
+
+def _rnn(gates: int):
+    """An RNN layer's cell variables; ``gates``: 4 for LSTM, 3 for GRU, 1 for SimpleRNN."""
+    def weights(c):
+        width = _times(_positive(c.get("units")), gates)
+        out = (_Var("kernel", group="cell/vars", shape=(None, width)),
+               _Var("recurrent_kernel", group="cell/vars",
+                    shape=(_positive(c.get("units")), width)))
+        return out + ((_Var("bias", group="cell/vars", shape=(width,)),)
+                      if c.get("use_bias", True) else ())
+    return weights
 
 
 def _rnn_rank(states: int):
@@ -467,15 +530,15 @@ _GLOBAL_POOL_FIXED = {"data_format": _CHANNELS_LAST, "keepdims": _FALSE}
 
 LAYER_RULES: Dict[str, LayerRule] = {
     "Dense": LayerRule(
-        _kernel_bias, ("units", "activation", "use_bias") + _INIT_REG_CONS,
+        _dense, ("units", "activation", "use_bias") + _INIT_REG_CONS,
         {"quantization_config": _NONE, "lora_rank": _NONE, "lora_alpha": _NONE}),
     "Conv1D": LayerRule(
-        _kernel_bias, _CONV_KEEP, _CONV_FIXED,
+        _conv(1), _CONV_KEEP, _CONV_FIXED,
         allowed={"padding": _Fixed(lambda v: v in ("valid", "same"),
                                    "'valid' or 'same' (TF.js conv1d has no causal padding)")}),
-    "Conv2D": LayerRule(_kernel_bias, _CONV_KEEP, _CONV_FIXED),
+    "Conv2D": LayerRule(_conv(2), _CONV_KEEP, _CONV_FIXED),
     "Conv2DTranspose": LayerRule(
-        _kernel_bias, tuple(k for k in _CONV_KEEP if k != "dilation_rate"),
+        _conv(2, transpose=True), tuple(k for k in _CONV_KEEP if k != "dilation_rate"),
         dict(_CONV_FIXED, output_padding=_NONE,
              dilation_rate=_Fixed(_all_ones, "1 (TF.js has no dilated transposed conv)"))),
     "DepthwiseConv2D": LayerRule(
@@ -509,21 +572,21 @@ LAYER_RULES: Dict[str, LayerRule] = {
          "beta_regularizer", "gamma_regularizer"),
         {"rms_scaling": _FALSE, "beta_constraint": _NONE, "gamma_constraint": _NONE}),
     "Embedding": LayerRule(
-        lambda c: (_Var("embeddings"),),
+        _embedding,
         ("input_dim", "output_dim", "embeddings_initializer", "embeddings_regularizer",
          "embeddings_constraint", "mask_zero", "input_length"),
         {"quantization_config": _NONE, "lora_rank": _NONE, "lora_alpha": _NONE,
          "sparse": _FALSE},
         rank=lambda c, ins: [ins[0] + 1]),
-    "LSTM": LayerRule(_rnn, _RNN_KEEP + ("recurrent_activation", "unit_forget_bias"),
+    "LSTM": LayerRule(_rnn(4), _RNN_KEEP + ("recurrent_activation", "unit_forget_bias"),
                       _RNN_FIXED, _RNN_DROP, rank=_rnn_rank(2)),
     "GRU": LayerRule(
-        _rnn, _RNN_KEEP + ("recurrent_activation",),
+        _rnn(3), _RNN_KEEP + ("recurrent_activation",),
         dict(_RNN_FIXED, reset_after=_Fixed(
             _is_false, "False (TF.js implements only the reset_after=False variant; "
             "build the GRU with reset_after=False)")),
         _RNN_DROP, rank=_rnn_rank(1)),
-    "SimpleRNN": LayerRule(_rnn, _RNN_KEEP, _RNN_FIXED, _RNN_DROP, rank=_rnn_rank(1)),
+    "SimpleRNN": LayerRule(_rnn(1), _RNN_KEEP, _RNN_FIXED, _RNN_DROP, rank=_rnn_rank(1)),
     "MaxPooling1D": LayerRule(keep=_POOL_KEEP, fixed={"data_format": _CHANNELS_LAST}),
     "MaxPooling2D": LayerRule(keep=_POOL_KEEP, fixed={"data_format": _CHANNELS_LAST}),
     "AveragePooling1D": LayerRule(keep=_POOL_KEEP, fixed={"data_format": _CHANNELS_LAST}),
@@ -1031,7 +1094,7 @@ class _Walker:
             self.slots.append(WeightSlot(
                 name="%s/%s" % (scope, var.local), local=var.local, aliases=var.aliases,
                 layer=top_layer, owner=owner,
-                v3_path="%s/%s/%d" % (v3_path, var.group, index)))
+                v3_path="%s/%s/%d" % (v3_path, var.group, index), shape=var.shape))
 
     def _wrapped(self, lname, cls, config, key):
         inner = config.get(key)

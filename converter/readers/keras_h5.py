@@ -24,7 +24,7 @@ Sequential model's name, Keras 2 appends ``:0``).
 
 import os
 import re
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import h5py
 import numpy as np
@@ -155,20 +155,73 @@ def h5_reason(error: OSError) -> str:
     return match.group(1) if match else text
 
 
-def read_tensor(dataset, name: str, where: str) -> Tensor:
-    """Reads one dataset as a tensor named ``name`` in a TF.js dtype.
+# Largest ratio of a filtered (compressed) dataset's logical size to its bytes in
+# the file. Trained float weights barely compress (about 1.1:1 with gzip); even a
+# 95%-pruned kernel stays under 20:1. A dataset declaring more is a
+# decompression bomb (deflate reaches about 1032:1 on zeros).
+MAX_FILTER_RATIO = 64
+
+
+def check_dataset(dataset, name: str, where: str,
+                  shape: Optional[Tuple[Optional[int], ...]] = None) -> None:
+    """Refuses, before a byte is read, a weight dataset that cannot be a layer's:
+    a shape other than the one its layer's config implies, a non-numeric dtype,
+    or a declared size the file does not hold (an unwritten or sparse dataset
+    reads back as fill values; a compressed one beyond any real ratio is a bomb).
 
     Raises:
-      InvalidModelError: the data cannot be read (truncated file).
-      InvalidWeightsError: the dtype or a value has no TF.js form.
+      InvalidModelError: naming the weight, its shape and dtype, and why.
     """
     if not isinstance(dataset, h5py.Dataset):
         raise InvalidModelError("%s: weight %r is not an HDF5 dataset" % (where, name))
     try:
+        got, dtype = tuple(dataset.shape or ()), dataset.dtype
+        stored = dataset.id.get_storage_size()
+        filters = dataset.id.get_create_plist().get_nfilters()
+    except (OSError, RuntimeError, ValueError, TypeError) as e:
+        raise InvalidModelError("%s: cannot read weight %r's header (%s); the file is corrupt"
+                                % (where, name, h5_reason(e) if isinstance(e, OSError) else e)
+                                ) from None
+    described = "weight %r (shape %s, %s)" % (name, list(got), dtype)
+    if dtype.kind not in "fiub":
+        raise InvalidModelError("%s: %s: a layer weight must hold numbers" % (where, described))
+    if shape is not None and (len(got) != len(shape) or any(
+            want is not None and have != want for have, want in zip(got, shape))):
+        raise InvalidModelError(
+            "%s: %s does not have the shape its layer's config implies: %s"
+            % (where, described, "[%s]" % ", ".join("?" if d is None else str(d) for d in shape)))
+    declared = int(np.prod(got, dtype=np.float64) * dtype.itemsize) if got else dtype.itemsize
+    if declared and (stored < declared if filters == 0 else declared > stored * MAX_FILTER_RATIO):
+        raise InvalidModelError(
+            "%s: %s declares %d bytes but the file stores %d bytes of it (%s); refusing to "
+            "read it" % (where, described, declared, stored,
+                         "unwritten or sparse" if filters == 0 else
+                         "compressed beyond %d:1" % MAX_FILTER_RATIO))
+
+
+def read_tensor(dataset, name: str, where: str,
+                shape: Optional[Tuple[Optional[int], ...]] = None) -> Tensor:
+    """Reads one dataset as a tensor named ``name`` in a TF.js dtype.
+
+    Args:
+      dataset: the HDF5 dataset.
+      name: the TF.js weight name.
+      where: the source file, for messages.
+      shape: the shape its layer's config implies (None dimensions are free),
+        or None when not known.
+
+    Raises:
+      InvalidModelError: the data cannot be read (truncated file), or
+        ``check_dataset`` refuses it.
+      InvalidWeightsError: a value has no TF.js form.
+    """
+    check_dataset(dataset, name, where, shape)
+    try:
         array = np.asarray(dataset[()])
-    except OSError as e:
+    except (OSError, RuntimeError, ValueError, TypeError) as e:
         raise InvalidModelError("%s: cannot read weight %r (%s); the file is corrupt or "
-                                "truncated" % (where, name, h5_reason(e))) from None
+                                "truncated" % (where, name, h5_reason(e) if isinstance(e, OSError)
+                                               else e)) from None
     dtype, data = wf.to_logical(name, array, where)
     return Tensor(name=name, data=data, dtype=dtype)
 
@@ -260,7 +313,7 @@ def _read_full_model(f: h5py.File, path: str) -> LayersModel:
         by_slot = {slot.name: name for name, slot in pairs}
         group = weights[layer]
         for slot in slots:
-            tensors.append(read_tensor(group[by_slot[slot.name]], slot.name, path))
+            tensors.append(read_tensor(group[by_slot[slot.name]], slot.name, path, slot.shape))
     return layers_model(translated, tensors, keras_version, backend, training_config)
 
 

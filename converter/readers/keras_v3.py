@@ -206,7 +206,7 @@ def _read_weights(weights: h5py.File, translated: keras_config.TranslatedModel,
                 "%s: weight %r of layer %r is missing (expected a dataset at %s)"
                 % (where, slot.name, slot.layer, slot.v3_path))
         _check_owner(weights, slot, where)
-        tensors.append(read_tensor(dataset, slot.name, where))
+        tensors.append(read_tensor(dataset, slot.name, where, slot.shape))
     check_all_read(weights, {s.v3_path for s in translated.slots}, where)
     return tensors
 
