@@ -10,7 +10,7 @@ import os
 from typing import Callable, Dict, List, Tuple
 
 from converter import request as rq
-from converter.errors import UsageError
+from converter.errors import InvalidModelError, UnsupportedLayerError, UsageError
 from converter.model import LayersModel
 from converter.output import atomic_directory, atomic_file
 from converter.readers.detect import detect_input_format
@@ -241,8 +241,21 @@ def _convert_layers(request: rq.ConversionRequest, in_fmt: str, out_fmt: str) ->
         model = lt.split_by_layer(model) if request.split_weights_by_layer else lt.merge_groups(model)
     # 4. Metadata last: it never depends on weights.
     model = lt.add_metadata(model, lt.load_metadata(request.metadata))
-    verification = _LAYERS_WRITERS[out_fmt](model, request.output_path, request,
-                                            _checker(request, in_fmt, out_fmt))
+    if in_fmt == rq.TFJS_LAYERS_MODEL and out_fmt == rq.TFJS_LAYERS_MODEL:
+        # The TF.js writer copies the topology; check it against the weights
+        # as the Keras writer would (no weight values are read or copied).
+        from converter.readers.tfjs_layers import model_json_path
+        from converter.readers.tfjs_topology import check_weights_match
+        check_weights_match(model, model_json_path(request.input_path))
+    try:
+        verification = _LAYERS_WRITERS[out_fmt](model, request.output_path, request,
+                                                _checker(request, in_fmt, out_fmt))
+    except (InvalidModelError, UnsupportedLayerError) as e:
+        # The Keras writer's messages name the layer, not the file.
+        message = str(e)
+        if message.startswith((request.input_path, request.output_path)):
+            raise
+        raise type(e)("%s: %s" % (request.input_path, message)) from None
     return ConversionResult(in_fmt, out_fmt, request.output_path,
                             len(model.tensors()), len(model.groups), verification)
 

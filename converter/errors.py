@@ -7,10 +7,26 @@ tensor, node), what was expected and what was found, and the fix when known.
 """
 
 
+# Longest message str() gives; a library's message quoted in ours (Keras's
+# "Exception encountered when calling ..." blocks run to kilobytes) is cut there.
+MAX_MESSAGE_CHARS = 2000
+
+
 class ConversionError(Exception):
-    """Base class of every error the converter raises on purpose."""
+    """Base class of every error the converter raises on purpose.
+
+    ``str()`` is always one line: line breaks in the message (a quoted library
+    error spans several) become spaces, runs of blanks one space, and the
+    whole is cut at ``MAX_MESSAGE_CHARS``.
+    """
 
     exit_code = 1
+
+    def __str__(self) -> str:
+        text = " ".join(super().__str__().split())
+        if len(text) > MAX_MESSAGE_CHARS:
+            text = text[:MAX_MESSAGE_CHARS - 3].rstrip() + "..."
+        return text
 
 
 class UsageError(ConversionError):

@@ -25,6 +25,7 @@ where Keras 3 stores it in a ``.keras`` weights file
 """
 
 import dataclasses
+import math
 import re
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
@@ -307,7 +308,58 @@ def _layer_dtype(value, key, layer, cls, ctx):
     return name
 
 
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_finite(v) -> bool:
+    return (_is_int(v) or isinstance(v, float)) and math.isfinite(v)
+
+
+def _checked(test: Callable[[Any], bool], want: str) -> Callable:
+    """A value kind that passes values ``test`` accepts and refuses the rest,
+    naming the layer, the key, the value and what it must be."""
+    def check(value, key, layer, cls, ctx):
+        if not test(value):
+            raise ctx.invalid("layer %r (%s): %s is %.100r; it must be %s"
+                              % (layer, cls, key, value, want))
+        return value
+    return check
+
+
+def _positive_ints(v) -> bool:
+    values = v if isinstance(v, (list, tuple)) else [v]
+    return bool(values) and all(_is_int(x) and x > 0 for x in values)
+
+
+# Config values whose range the layer's arithmetic needs: a zero stride or
+# pool size divides by zero, a negative size allocates nonsense, a NaN epsilon
+# or rate turns every output into NaN.
+_VALUE_CHECKS = {
+    **{k: _checked(lambda v: _is_int(v) and v > 0, "a positive integer")
+       for k in ("units", "filters", "input_dim", "output_dim", "depth_multiplier", "n")},
+    **{k: _checked(_positive_ints, "a positive integer or a list of them")
+       for k in ("kernel_size", "pool_size", "dilation_rate", "size")},
+    # A pooling layer's strides may be null (then its pool_size).
+    "strides": _checked(lambda v: v is None or _positive_ints(v),
+                        "a positive integer or a list of them"),
+    **{k: _checked(lambda v: _is_finite(v) and v >= 0, "a finite number >= 0")
+       for k in ("epsilon", "stddev", "theta")},
+    "rate": _checked(lambda v: _is_finite(v) and 0 <= v < 1, "a number in [0, 1)"),
+    "momentum": _checked(_is_finite, "a finite number"),
+    "max_value": _checked(lambda v: v is None or (_is_finite(v) and v >= 0),
+                          "null or a finite number >= 0"),
+    **{k: _checked(lambda v: v is None or _is_finite(v), "null or a finite number")
+       for k in ("alpha", "mask_value")},
+    "axis": _checked(lambda v: _is_int(v) or (isinstance(v, (list, tuple)) and bool(v)
+                                              and all(_is_int(x) for x in v)),
+                     "an integer or a list of integers"),
+}
+
+
 def _value_kind(key: str) -> Optional[Callable]:
+    if key in _VALUE_CHECKS:
+        return _VALUE_CHECKS[key]
     if key.endswith("_initializer"):
         return _initializer
     if key.endswith("_regularizer"):

@@ -4,6 +4,7 @@ import os
 
 from converter.errors import InvalidModelError
 from converter.model import LayersModel
+from converter.readers.tfjs_topology import check_topology
 from converter.weights import format as wf
 from converter.weights.reader import read_model_json, read_weight_groups
 
@@ -23,6 +24,7 @@ def read_tfjs_layers(path: str) -> LayersModel:
       InvalidModelError: model.json is missing, not JSON, not a layers model, or
         lacks ``modelTopology``/``weightsManifest``.
       InvalidWeightsError: the manifest or shards are inconsistent.
+      UnsupportedLayerError: a layer TF.js cannot run (``tfjs_topology``).
     """
     json_path = model_json_path(path)
     doc = read_model_json(json_path)
@@ -37,6 +39,7 @@ def read_tfjs_layers(path: str) -> LayersModel:
     if topology is not None and not isinstance(topology, dict):
         raise InvalidModelError("%s: modelTopology is a %s; want an object or null"
                                 % (json_path, type(topology).__name__))
+    check_topology(topology, json_path)
     metadata = doc.get(wf.USER_DEFINED_METADATA) or {}
     if not isinstance(metadata, dict):
         raise InvalidModelError("%s: userDefinedMetadata is a %s; want an object"

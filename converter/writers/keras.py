@@ -232,14 +232,24 @@ class _Model:
     output_specs: List[Tuple[Shape, str]] = dataclasses.field(default_factory=list)
 
 
-def _plan(model: LayersModel) -> _Model:
+def plan(model: LayersModel) -> None:
+    """Checks that ``model`` could be written (the topology maps and every tensor
+    matches the shape Keras builds), without reading or copying weight values.
+
+    Raises:
+      the errors of ``write_keras_h5``.
+    """
+    _plan(model, shapes_only=True)
+
+
+def _plan(model: LayersModel, shapes_only: bool = False) -> _Model:
     if model.topology is None:
         raise UsageError(
             "the model has no topology (it comes from a weights-only source); Keras "
             ".h5 and .keras files need a topology to rebuild the model. Convert from "
             "a model.json with modelTopology, a full Keras model or a .keras file")
     config = _root_config(model.topology)
-    pool = _TensorPool(model)
+    pool = _TensorPool(model, shapes_only)
     root = _Planner(pool).model(config, chain=(), where="the root model")
     pool.check_all_claimed()
     return root
@@ -264,11 +274,22 @@ def _root_config(topology: Any) -> Dict[str, Any]:
 class _TensorPool:
     """The model's tensors by name; each is claimed by exactly one variable."""
 
-    def __init__(self, model: LayersModel):
+    def __init__(self, model: LayersModel, shapes_only: bool = False):
+        """``shapes_only``: hold zero-byte stand-ins of the right shape (planning
+        reads shapes only), so checking a model costs no copy of its weights."""
         self._arrays: Dict[str, np.ndarray] = {}
         for tensor in model.tensors():
             if tensor.name in self._arrays:
                 raise InvalidModelError("tensor %r appears twice in the weights" % tensor.name)
+            if shapes_only:
+                if tensor.dtype != "float32":
+                    raise InvalidModelError(
+                        "tensor %r has dtype %s; Keras layer weights are float32"
+                        % (tensor.name, tensor.dtype))
+                self._arrays[tensor.name] = np.lib.stride_tricks.as_strided(
+                    np.zeros(1, np.float32), tensor.shape, (0,) * len(tensor.shape),
+                    writeable=False)
+                continue
             plain = dequantize_tensor(tensor)
             if plain.dtype != "float32":
                 raise InvalidModelError(
