@@ -7,7 +7,11 @@ package on PYTHONPATH that raises ImportError, standing in for a broken
 environment) and a corrupt HDF5 file (an h5py read error). A deeply nested
 model.json, which once was a RecursionError, is now refused on purpose by
 ``converter.jsonio``; it stays here as a regression check. After each, a good
-request on the same process succeeds.
+request on the same process succeeds. The last test sends one request of each
+hostile-input class of issue 8 (huge unwritten or wrongly shaped weights,
+truncated files, Lambda and foreign modules in a model.json, broken
+quantization, FIFOs and devices, unwritable or self-overwriting outputs), each
+followed by a good one.
 """
 
 import json
@@ -191,3 +195,144 @@ def test_one_shot_flagfile_reports_the_unexpected_error(inputs):
     assert proc.stderr.startswith("tfjs_converter: error: %s: unexpected ImportError"
                                   % inputs["saved_model"]), proc.stderr
     assert not (inputs["base"] / "out_sm_once").exists()
+
+
+# --------------------------------------------------------------------------
+# Issue 8: one request of each hostile or broken class, each followed by a good
+# request on the same worker process.
+
+def _hostile_inputs(base, good_h5):
+    """name -> (arguments, a fragment the one-line error must hold)."""
+    import h5py
+    import numpy as np
+    from converter.model import LayersModel, Tensor
+    from converter.writers.tfjs_layers import write_tfjs_layers
+    from test_cli import TOPOLOGY
+
+    base = base / "hostile"
+    base.mkdir()
+    cases = {}
+
+    def h5_variant(name, edit):
+        path = base / name
+        path.write_bytes(good_h5.read_bytes())
+        with h5py.File(path, "r+") as f:
+            edit(f)
+        return path
+
+    def replace_kernel(make):
+        def edit(f):
+            group = f["model_weights/dense/dense"] if "model_weights/dense/dense" in f \
+                else f["model_weights/dense"]
+            kernel = [n for n in group if n.startswith("kernel")][0]
+            del group[kernel]
+            make(group, kernel)
+        return edit
+
+    def set_config(key, value):
+        def edit(f):
+            text = f.attrs["model_config"]
+            config = json.loads(text.decode() if isinstance(text, bytes) else text)
+            config["config"]["layers"][-1]["config"][key] = value
+            f.attrs["model_config"] = json.dumps(config)
+        return edit
+
+    path = h5_variant("unwritten.h5", lambda f: (set_config("units", 100000)(f), replace_kernel(
+        lambda g, n: g.create_dataset(n, shape=(100000, 100000), dtype="f4"))(f)))
+    cases["unwritten_huge_kernel"] = ([path], "unwritten or sparse")
+    path = h5_variant("shape.h5", replace_kernel(
+        lambda g, n: g.create_dataset(n, data=np.zeros((4, 5), np.float32))))
+    cases["wrong_kernel_shape"] = ([path], "does not have the shape its layer's config implies")
+    path = h5_variant("string.h5", replace_kernel(
+        lambda g, n: g.create_dataset(n, data=np.array([[b"x"] * 3] * 4))))
+    cases["string_kernel"] = ([path], "a layer weight must hold numbers")
+    path = h5_variant("units.h5", set_config("units", -3))
+    cases["negative_units"] = ([path], "units is -3; it must be a positive integer")
+    truncated = base / "truncated.h5"
+    truncated.write_bytes(good_h5.read_bytes()[:4000])
+    cases["truncated_h5"] = ([truncated], "the file is corrupt or incomplete")
+    cases["truncated_h5_to_graph"] = (
+        ["--output_format=tfjs_graph_model", truncated], "the file is corrupt or incomplete")
+
+    def tfjs_model(name, topology, tensors=None, edit_json=None):
+        rng = np.random.default_rng(0)
+        tensors = tensors or [
+            Tensor("dense/kernel", rng.standard_normal((3, 4)).astype(np.float32), "float32"),
+            Tensor("dense/bias", np.zeros(4, np.float32), "float32"),
+            Tensor("dense_1/kernel", rng.standard_normal((4, 2)).astype(np.float32), "float32"),
+            Tensor("dense_1/bias", np.zeros(2, np.float32), "float32")]
+        directory = base / name
+        directory.mkdir()
+        write_tfjs_layers(LayersModel({"model_config": topology}, (tensors,)), str(directory),
+                          4 << 20)
+        if edit_json:
+            doc = json.loads((directory / "model.json").read_text())
+            edit_json(doc)
+            (directory / "model.json").write_text(json.dumps(doc))
+        return directory
+
+    lam = json.loads(json.dumps(TOPOLOGY))
+    lam["config"]["layers"].append({"class_name": "Lambda", "config": {"name": "lam"}})
+    cases["lambda_tfjs_to_tfjs"] = ([tfjs_model("lambda", lam)], "no layer class Lambda")
+    module = json.loads(json.dumps(TOPOLOGY))
+    module["config"]["layers"][1]["module"] = "os"
+    cases["module_os"] = ([tfjs_model("module", module)], "names module 'os'")
+    cases["swapped_kernel"] = ([tfjs_model("swapped", TOPOLOGY, [
+        Tensor("dense/kernel", np.zeros((4, 3), np.float32), "float32"),
+        Tensor("dense/bias", np.zeros(4, np.float32), "float32"),
+        Tensor("dense_1/kernel", np.zeros((4, 2), np.float32), "float32"),
+        Tensor("dense_1/bias", np.zeros(2, np.float32), "float32")])],
+        "Keras builds weight 'kernel' with shape [3, 4]")
+
+    def quantization(block):
+        def edit(doc):
+            doc["weightsManifest"][0]["weights"][0]["quantization"] = block
+        return edit
+    cases["quantization_dtype_list"] = (
+        [tfjs_model("qlist", TOPOLOGY, edit_json=quantization(
+            {"dtype": ["uint8"], "scale": 1.0, "min": 0.0}))], "dense/kernel")
+    cases["quantization_scale_huge"] = (
+        ["--output_format=keras", tfjs_model("qhuge", TOPOLOGY, edit_json=quantization(
+            {"dtype": "uint8", "scale": 1e308, "min": 0.0})), base / "qhuge.h5"], "dense/kernel")
+
+    fifo = base / "fifo.h5"
+    os.mkfifo(fifo)
+    cases["fifo_input"] = ([fifo], "not a regular file")
+    cases["dev_zero_metadata"] = (["--metadata=meta:/dev/zero", good_h5], "/dev/zero")
+    blocker = base / "a_file"
+    blocker.write_text("x")
+    cases["output_parent_is_a_file"] = ([good_h5, blocker / "out"], str(blocker))
+    cases["output_is_the_input"] = (["--output_format=keras", good_h5, good_h5], str(good_h5))
+    return cases
+
+
+HOSTILE = ["unwritten_huge_kernel", "wrong_kernel_shape", "string_kernel", "negative_units",
+           "truncated_h5", "truncated_h5_to_graph", "lambda_tfjs_to_tfjs", "module_os",
+           "swapped_kernel", "quantization_dtype_list", "quantization_scale_huge", "fifo_input",
+           "dev_zero_metadata", "output_parent_is_a_file", "output_is_the_input"]
+
+
+@pytest.fixture(scope="module")
+def hostile(inputs):
+    import tf_keras
+    good = inputs["base"] / "good_k2.h5"
+    model = tf_keras.Sequential([tf_keras.layers.Dense(3, input_shape=(4,), name="dense")])
+    model.save(good)
+    return _hostile_inputs(inputs["base"], good)
+
+
+def test_every_hostile_class_is_answered_and_the_worker_serves_on(worker, inputs, hostile):
+    """The issue's worker test: each failing class, then a good request, one process."""
+    assert sorted(hostile) == sorted(HOSTILE)
+    for index, name in enumerate(HOSTILE):
+        arguments, fragment = hostile[name]
+        arguments = [str(a) for a in arguments]
+        if len([a for a in arguments if not a.startswith("--")]) == 1:  # no output given
+            arguments.append(str(inputs["base"] / ("out_hostile_%d" % index)))
+        response = worker.ask(*arguments)
+        assert response["exitCode"] == 1, (name, response)
+        line = _one_line(response)
+        assert line.startswith("tfjs_converter: error: "), (name, line)
+        assert fragment in line, (name, line)
+        assert "unexpected" not in line, (name, line)
+        _check_good(worker, inputs, "out_after_hostile_%d" % index)
