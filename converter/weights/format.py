@@ -58,7 +58,14 @@ QUANTIZED_DTYPES = {
     "uint16": np.dtype("<u2"),
     "float16": np.dtype("<f2"),
 }
-AFFINE_DTYPES = ("uint8", "uint16")
+# Affine storage dtypes with their largest stored value: TF.js computes
+# ``q * scale + min`` for ``0 <= q <= qmax``.
+AFFINE_QMAX = {"uint8": 255, "uint16": 65535}
+AFFINE_DTYPES = tuple(AFFINE_QMAX)
+# The logical dtypes each quantized storage dtype decodes to (tfjs-core
+# ``decodeWeights``: int32 only from affine, by ``Math.round``).
+QUANTIZED_LOGICAL_DTYPES = {"uint8": ("float32", "int32"), "uint16": ("float32", "int32"),
+                            "float16": ("float32",)}
 STRING_LENGTH_BYTES = 4
 CONTENT_HASH_HEX_DIGITS = 16
 
@@ -98,7 +105,8 @@ def num_shards(total_bytes: int, shard_size: int) -> int:
     return -(-total_bytes // shard_size)
 
 
-def _describe(name: str, where: Optional[str]) -> str:
+def describe_weight(name: str, where: Optional[str] = None) -> str:
+    """``weight 'name' in file``: how messages name a weight (``where`` optional)."""
     return "weight %r%s" % (name, " in %s" % where if where else "")
 
 
@@ -145,12 +153,12 @@ def to_logical(name: str, data: np.ndarray, where: Optional[str] = None):
                 raise InvalidWeightsError(
                     "%s: %s value %d does not fit in int32 (TF.js has no 64-bit "
                     "integers; range is [%d, %d])"
-                    % (_describe(name, where), dt.name, bad, info.min, info.max))
+                    % (describe_weight(name, where), dt.name, bad, info.min, info.max))
         return "int32", data.astype(np.int32)
     raise InvalidWeightsError(
         "%s: dtype %s is not supported by TF.js (supported: float16/32/64, "
         "int8..int64, uint8..uint64, bool, complex64/128, string)"
-        % (_describe(name, where), dt.name))
+        % (describe_weight(name, where), dt.name))
 
 
 def _all_text(data: np.ndarray) -> bool:
@@ -168,7 +176,8 @@ def _check_no_overflow(name, where, wide, narrow, target):
     if overflow.any():
         bad = wide[overflow].flat[0]
         raise InvalidWeightsError(
-            "%s: %s value %r overflows %s" % (_describe(name, where), wide.dtype.name, float(bad), target))
+            "%s: %s value %r overflows %s"
+            % (describe_weight(name, where), wide.dtype.name, float(bad), target))
 
 
 def storage_dtype(dtype: str, quantization) -> np.dtype:

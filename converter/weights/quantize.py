@@ -3,9 +3,14 @@
 Affine uint8/uint16: ``value = q * scale + min`` with the range nudged so that 0
 is exact when the range spans it (TF-Lite style); values are rounded half to even.
 float16: IEEE half, round to nearest even. Only float32 tensors are quantized.
+
+A quantization whose dequantized values do not fit the logical dtype (float32
+overflowing to infinity, int32 wrapping around) is an error on both sides: the
+quantizer refuses to write one and the dequantizer refuses to compute one.
 """
 
 import fnmatch
+import math
 from typing import Dict, Iterable, List, Optional, Sequence
 
 import numpy as np
@@ -14,7 +19,8 @@ from converter.errors import InvalidWeightsError, UsageError
 from converter.model import Quantization, Tensor
 from converter.weights import format as wf
 
-_QMAX = {"uint8": 255, "uint16": 65535}
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+_INT32 = np.iinfo(np.int32)
 
 
 def resolve_dtype_map(
@@ -60,7 +66,7 @@ def resolve_dtype_map(
 
 def affine_range(data: np.ndarray, dtype: str):
     """``(min, scale)`` of the affine quantization of ``data`` (float64 math)."""
-    qmax = _QMAX[dtype]
+    qmax = wf.AFFINE_QMAX[dtype]
     lo, hi = float(data.min()), float(data.max())
     if lo == hi:
         return lo, 1.0
@@ -71,15 +77,60 @@ def affine_range(data: np.ndarray, dtype: str):
     return lo, scale
 
 
+def range_problem(dtype: str, quantization: Quantization) -> Optional[str]:
+    """Why the values TF.js dequantizes would not fit ``dtype``, or ``None``.
+
+    Checked analytically, before any array is computed: ``q * scale + min`` is
+    monotonic in ``q``, so its extremes are at ``q = 0`` and ``q = qmax``, computed
+    in double precision as TF.js does. float32 values must stay finite once
+    stored as float32; int32 values (``Math.round`` of them) within int32, which
+    TF.js's ``Int32Array`` would otherwise wrap around.
+
+    Args:
+      dtype: the logical dtype, ``float32`` or ``int32``.
+      quantization: an affine (``uint8``/``uint16``) quantization.
+
+    Returns:
+      A phrase for a message ("dequantizes to inf at q = 255, ..."), or ``None``.
+    """
+    qmax = wf.AFFINE_QMAX[quantization.dtype]
+    try:
+        lo, scale = float(quantization.min), float(quantization.scale)
+    except (TypeError, ValueError, OverflowError):
+        return "min %r and scale %r are not numbers" % (quantization.min, quantization.scale)
+    if not (math.isfinite(lo) and math.isfinite(scale)):
+        return "min %r and scale %r are not both finite" % (lo, scale)
+    for q, value in ((0, lo), (qmax, qmax * scale + lo)):  # Python floats: inf, not OverflowError
+        if dtype == "int32":
+            rounded = math.floor(value + 0.5) if math.isfinite(value) else value
+            if not math.isfinite(rounded) or not _INT32.min <= rounded <= _INT32.max:
+                return ("dequantizes to %s at q = %d (Math.round of q * scale + min), outside the "
+                        "int32 range [%d, %d]" % (rounded, q, _INT32.min, _INT32.max))
+        elif not math.isfinite(value) or not _fits_float32(value):
+            return ("dequantizes to %r at q = %d (q * scale + min), beyond the float32 range "
+                    "+-%r" % (value, q, _FLOAT32_MAX))
+    return None
+
+
+def _fits_float32(value: float) -> bool:
+    with np.errstate(over="ignore"):  # the overflow is the answer, not a warning
+        return bool(np.isfinite(np.float32(value)))
+
+
 def quantize_tensor(tensor: Tensor, dtype: str, where: Optional[str] = None) -> Tensor:
     """Quantizes one float32 tensor to ``dtype`` (``uint8``, ``uint16``, ``float16``).
 
+    float16 keeps infinities and NaN as they are (they are exact in half
+    precision); affine quantization cannot represent them.
+
     Raises:
-      InvalidWeightsError: the tensor holds NaN or infinity (affine), or a finite
-        value overflows float16.
+      InvalidWeightsError: the tensor holds NaN or infinity (affine), its range
+        is so wide that the dequantized range overflows float32 (affine, a range
+        near +-3.4e38), or a finite value overflows float16.
     """
     if tensor.quantization is not None or tensor.dtype != "float32":
         raise ValueError("only unquantized float32 tensors are quantized: %r" % tensor.name)
+    what = wf.describe_weight(tensor.name, where)
     data = np.asarray(tensor.data, dtype=np.float32)
     if dtype == "float16":
         with np.errstate(over="ignore"):  # overflow is detected and reported below
@@ -87,39 +138,78 @@ def quantize_tensor(tensor: Tensor, dtype: str, where: Optional[str] = None) -> 
         overflow = np.isfinite(data) & ~np.isfinite(half)
         if overflow.any():
             raise InvalidWeightsError(
-                "weight %r%s: value %r overflows float16 (max 65504); exclude it from "
-                "--quantize_float16" % (tensor.name, " in %s" % where if where else "",
-                                        float(data[overflow].flat[0])))
+                "%s: value %r overflows float16 (max 65504); exclude it from "
+                "--quantize_float16" % (what, float(data[overflow].flat[0])))
         return Tensor(tensor.name, half, "float32", Quantization("float16"))
     if data.size == 0:
         return Tensor(tensor.name, data.astype(wf.QUANTIZED_DTYPES[dtype]), "float32",
                       Quantization(dtype, 0.0, 1.0))
     if not np.isfinite(data).all():
         raise InvalidWeightsError(
-            "weight %r%s holds NaN or infinity and cannot be quantized to %s; exclude it "
-            "from --quantize_%s" % (tensor.name, " in %s" % where if where else "", dtype, dtype))
+            "%s holds NaN or infinity and cannot be quantized to %s; exclude it "
+            "from --quantize_%s" % (what, dtype, dtype))
     lo, scale = affine_range(data, dtype)
-    hi = lo + _QMAX[dtype] * scale
-    q = np.round((np.clip(data.astype(np.float64), lo, hi) - lo) / scale)
-    stored = q.astype(wf.QUANTIZED_DTYPES[dtype])
-    return Tensor(tensor.name, stored, "float32", Quantization(dtype, lo, scale))
+    quantization = Quantization(dtype, lo, scale)
+    problem = range_problem("float32", quantization)
+    if problem:
+        raise InvalidWeightsError(
+            "%s: its range [%r, %r] cannot be quantized to %s: the zero-exact affine range "
+            "(min %r, scale %r) %s; exclude it from --quantize_%s"
+            % (what, float(data.min()), float(data.max()), dtype, lo, scale, problem, dtype))
+    qmax = wf.AFFINE_QMAX[dtype]
+    q = np.round((np.clip(data.astype(np.float64), lo, lo + qmax * scale) - lo) / scale)
+    # Rounding noise may not reach past qmax: the cast below would wrap it to 0.
+    stored = np.clip(q, 0, qmax).astype(wf.QUANTIZED_DTYPES[dtype])
+    return Tensor(tensor.name, stored, "float32", quantization)
 
 
-def dequantize_tensor(tensor: Tensor) -> Tensor:
+def dequantize_tensor(tensor: Tensor, where: Optional[str] = None) -> Tensor:
     """The logical tensor TF.js reconstructs from a quantized one.
 
     Mirrors tfjs-core ``decodeWeight``: ``q * scale + min`` in double precision
-    stored to float32, or ``Math.round`` (half up) of it for int32 tensors.
+    stored to float32, or ``Math.round`` (half up) of it for int32 tensors;
+    float16 widened to float32 (infinities and NaN stay).
+
+    Args:
+      tensor: the tensor; returned as is when it is not quantized.
+      where: the source file, for messages.
+
+    Raises:
+      InvalidWeightsError: the values do not fit the logical dtype (float32
+        overflowing to infinity, int32 out of range), checked from ``min`` and
+        ``scale`` before computing and on the computed values.
     """
     q = tensor.quantization
     if q is None:
         return tensor
+    what = wf.describe_weight(tensor.name, where)
+    if q.dtype not in wf.QUANTIZED_DTYPES:
+        raise InvalidWeightsError("%s has quantization dtype %r; want one of %s"
+                                  % (what, q.dtype, ", ".join(wf.QUANTIZED_DTYPES)))
+    if tensor.dtype not in wf.QUANTIZED_LOGICAL_DTYPES[q.dtype]:
+        raise InvalidWeightsError("%s is %s-quantized but its dtype is %s; want %s"
+                                  % (what, q.dtype, tensor.dtype,
+                                     " or ".join(wf.QUANTIZED_LOGICAL_DTYPES[q.dtype])))
     if q.dtype == "float16":
-        values = tensor.data.astype(np.float32)
-    else:
+        return Tensor(tensor.name, tensor.data.astype(np.float32), tensor.dtype)
+    problem = range_problem(tensor.dtype, q)
+    if problem:
+        raise InvalidWeightsError("%s is %s-quantized with min %r and scale %r, which %s"
+                                  % (what, q.dtype, q.min, q.scale, problem))
+    with np.errstate(over="ignore", invalid="ignore"):  # checked below
         values = tensor.data.astype(np.float64) * q.scale + q.min
-    if tensor.dtype == "int32":
-        values = np.floor(values + 0.5)
+        if tensor.dtype == "int32":
+            values = np.floor(values + 0.5)
+            bad = ~(np.isfinite(values) & (values >= _INT32.min) & (values <= _INT32.max))
+        else:
+            values = values.astype(np.float32)
+            bad = ~np.isfinite(values)
+    if bad.any():
+        # Only stored values beyond qmax (an in-memory tensor, not a shard) get here.
+        index = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise InvalidWeightsError(
+            "%s: stored value %r at index %s dequantizes to %r, which does not fit %s"
+            % (what, tensor.data[index].item(), list(index), float(values[index]), tensor.dtype))
     return Tensor(tensor.name, values.astype(wf.NUMPY_DTYPES[tensor.dtype]), tensor.dtype)
 
 

@@ -2,9 +2,11 @@
 
 Checks, in this order, each with its own message naming model.json and the
 weight or shard: manifest structure; names unique; dtypes and quantization specs
-known; shard paths relative and inside the model directory; shard files present;
-expected byte counts (arbitrary-precision arithmetic, so no overflow) equal to the
-shard files' total size exactly; then the bytes are read once and decoded.
+known (finite ``min``, positive ``scale``, dequantized range within the logical
+dtype: no float32 infinity, no int32 wrap-around); shard paths relative and inside
+the model directory; shard files present; expected byte counts (arbitrary-precision
+arithmetic, so no overflow) equal to the shard files' total size exactly; then the
+bytes are read once and decoded.
 """
 
 import math
@@ -17,6 +19,7 @@ from converter import jsonio
 from converter.errors import InvalidModelError, InvalidWeightsError
 from converter.model import Quantization, Tensor
 from converter.weights import format as wf
+from converter.weights import quantize
 
 
 def _fail(where: str, message: str, *args):
@@ -43,21 +46,56 @@ def _check_spec(where: str, gi: int, spec: Any, seen: set) -> None:
     q = spec.get(wf.QUANTIZATION)
     if q is None:
         return
-    if not isinstance(q, dict) or q.get(wf.DTYPE) not in wf.QUANTIZED_DTYPES:
-        _fail(where, "weight %r has quantization %r; want a dtype of %s",
-              name, q, ", ".join(wf.QUANTIZED_DTYPES))
-    if q[wf.DTYPE] == "float16":
-        if dtype != "float32":
-            _fail(where, "weight %r is float16-quantized but its dtype is %s; want float32", name, dtype)
+    qdtype = q.get(wf.DTYPE) if isinstance(q, dict) else None
+    if not isinstance(qdtype, str) or qdtype not in wf.QUANTIZED_DTYPES:
+        shown = "{%r: %s%s}" % (wf.DTYPE, _brief(qdtype), ", ..." if len(q) > 1 else "") \
+            if isinstance(q, dict) and wf.DTYPE in q else _brief(q)
+        _fail(where, "weight %r has quantization %s; want a dtype of %s",
+              name, shown, ", ".join(wf.QUANTIZED_DTYPES))
+    allowed = wf.QUANTIZED_LOGICAL_DTYPES[qdtype]
+    if dtype not in allowed:
+        _fail(where, "weight %r is %s-quantized but its dtype is %s; want %s",
+              name, qdtype, dtype, " or ".join(allowed))
+    original = q.get(wf.QUANT_ORIGINAL_DTYPE)
+    if original is not None and original != dtype:
+        _fail(where, "weight %r has dtype %s but its quantization's %r is %s; want %r (or none)",
+              name, dtype, wf.QUANT_ORIGINAL_DTYPE, _brief(original), dtype)
+    if qdtype not in wf.AFFINE_DTYPES:
         return
-    if dtype not in ("float32", "int32"):
-        _fail(where, "weight %r is %s-quantized but its dtype is %s; want float32 or int32",
-              name, q[wf.DTYPE], dtype)
     for key in (wf.QUANT_MIN, wf.QUANT_SCALE):
         v = q.get(key)
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-            _fail(where, "weight %r is %s-quantized but its %r is %r; want a finite number",
-                  name, q[wf.DTYPE], key, v)
+        if not _is_finite_number(v):
+            _fail(where, "weight %r is %s-quantized but its %r is %s; want a finite number",
+                  name, qdtype, key, _brief(v))
+    quantization = _quantization(spec)
+    if quantization.scale <= 0.0:
+        _fail(where, "weight %r is %s-quantized but its %r is %r; want a positive number (TF.js "
+              "quantizers write one; 1 for a constant tensor)", name, qdtype, wf.QUANT_SCALE,
+              quantization.scale)
+    problem = quantize.range_problem(dtype, quantization)
+    if problem:
+        _fail(where, "weight %r is %s-quantized with min %r and scale %r, which %s",
+              name, qdtype, quantization.min, quantization.scale, problem)
+
+
+# Longest repr of a manifest value quoted in a message.
+_BRIEF_CHARS = 60
+
+
+def _brief(value: Any) -> str:
+    """``repr(value)``, cut to ``_BRIEF_CHARS`` (a hostile value may be huge)."""
+    text = repr(value)
+    return text if len(text) <= _BRIEF_CHARS else text[:_BRIEF_CHARS - 3] + "..."
+
+
+def _is_finite_number(value: Any) -> bool:
+    """A JSON number that is a finite float (JSON integers may exceed float's range)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:
+        return False
 
 
 def _shard_path(where: str, model_dir: str, real_dir: str, path: Any) -> str:
@@ -125,7 +163,7 @@ def read_weight_groups(manifest: Any, model_dir: str, where: str) -> List[List[T
 
 
 def _is_string(spec: Dict) -> bool:
-    return spec[wf.DTYPE] == wf.STRING and wf.QUANTIZATION not in spec
+    return spec[wf.DTYPE] == wf.STRING and spec.get(wf.QUANTIZATION) is None
 
 
 def _fixed_size(spec: Dict) -> int:
@@ -133,10 +171,13 @@ def _fixed_size(spec: Dict) -> int:
 
 
 def _quantization(spec: Dict):
+    """The checked spec's ``Quantization`` (floats; no min/scale for float16)."""
     q = spec.get(wf.QUANTIZATION)
     if q is None:
         return None
-    return Quantization(q[wf.DTYPE], q.get(wf.QUANT_MIN), q.get(wf.QUANT_SCALE))
+    if q[wf.DTYPE] not in wf.AFFINE_DTYPES:
+        return Quantization(q[wf.DTYPE])
+    return Quantization(q[wf.DTYPE], float(q[wf.QUANT_MIN]), float(q[wf.QUANT_SCALE]))
 
 
 def _names(specs) -> str:
