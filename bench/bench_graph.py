@@ -33,6 +33,7 @@ import sys
 import tempfile
 import time
 
+from bench import machine
 from bench.machine import load_average, wait_for_quiet
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -125,17 +126,10 @@ def main(argv=None) -> int:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--cases", default=",".join(DEFAULT_CASES),
                         help="comma-separated subset of %s" % ", ".join(SOURCES))
-    parser.add_argument("--max_load", type=float, default=2.5,
-                        help="wait for the 1-minute load average to fall below this")
-    parser.add_argument("--wait_s", type=float, default=600.0,
-                        help="how long to wait for a quiet machine before running anyway")
+    machine.add_quiet_arguments(parser)
     args = parser.parse_args(argv)
-    if args.runs < 3:
-        parser.error("--runs must be at least 3 (the figures are medians)")
-    names = [n for n in args.cases.split(",") if n]
-    unknown = sorted(set(names) - set(SOURCES))
-    if unknown:
-        parser.error("unknown case(s) %s; choose from %s" % (unknown, ", ".join(SOURCES)))
+    machine.check_runs(parser, args.runs)
+    names = machine.parse_list(parser, args.cases, SOURCES)
     build_sources(names)
 
     quiet = wait_for_quiet(args.max_load, args.wait_s)

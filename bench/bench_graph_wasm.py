@@ -41,6 +41,7 @@ sys.path[:0] = [ROOT, os.path.join(ROOT, "tests")]
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
+from bench import machine  # noqa: E402
 from bench.machine import wait_for_quiet  # noqa: E402
 
 TARGET_RATIO = 0.5
@@ -93,13 +94,9 @@ def main(argv=None) -> int:
     parser.add_argument("--rounds", type=int, default=12)
     parser.add_argument("--repeats", type=int, default=8)
     parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--max_load", type=float, default=2.5,
-                        help="wait for the 1-minute load average to fall below this")
-    parser.add_argument("--wait_s", type=float, default=600.0,
-                        help="how long to wait for a quiet machine before running anyway")
+    machine.add_quiet_arguments(parser)
     args = parser.parse_args(argv)
-    if args.rounds < 3:
-        parser.error("--rounds must be at least 3 (the figures are medians)")
+    machine.check_runs(parser, args.rounds, "--rounds")
 
     from converter import api
     import test_graph_optimize_support as support

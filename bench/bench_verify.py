@@ -56,6 +56,7 @@ import sys
 import tempfile
 import time
 
+from bench import machine
 from bench.machine import load_average, wait_for_quiet
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -308,21 +309,12 @@ def main(argv=None) -> int:
     parser.add_argument("--profile_runs", type=int, default=3)
     parser.add_argument("--converter_root", default=ROOT,
                         help="import the converter from here (see the module doc)")
-    parser.add_argument("--max_load", type=float, default=2.5,
-                        help="wait for the 1-minute load average to fall below this")
-    parser.add_argument("--wait_s", type=float, default=600.0,
-                        help="how long to wait for a quiet machine before running anyway")
+    machine.add_quiet_arguments(parser)
     args = parser.parse_args(argv)
-    if args.runs < 3:
-        parser.error("--runs must be at least 3 (the figures are medians)")
-    names = [n for n in args.cases.split(",") if n]
-    unknown = sorted(set(names) - set(CONVERSIONS))
-    if unknown:
-        parser.error("unknown case(s) %s; choose from %s" % (unknown, ", ".join(CONVERSIONS)))
-    variants = ["plain"] + [v for v in args.variants.split(",") if v and v != "plain"]
-    unknown = sorted(set(variants) - set(VARIANTS))
-    if unknown:
-        parser.error("unknown variant(s) %s; choose from %s" % (unknown, ", ".join(VARIANTS)))
+    machine.check_runs(parser, args.runs)
+    names = machine.parse_list(parser, args.cases, CONVERSIONS)
+    variants = ["plain"] + [v for v in machine.parse_list(parser, args.variants, VARIANTS, "variant")
+                            if v != "plain"]
     CONVERTER_ROOT = os.path.abspath(args.converter_root)
     if not os.path.isfile(os.path.join(CONVERTER_ROOT, "converter", "__main__.py")):
         parser.error("--converter_root %s holds no converter/" % CONVERTER_ROOT)

@@ -1,4 +1,4 @@
-"""Shared pytest fixtures: the session's zoo cache and the ``slow`` marker.
+"""Shared pytest fixtures: the session's zoo cache, bad-input fixtures and the ``slow`` marker.
 
 Zoo models are built once per session, lazily, under a session temp dir. Keras 3
 (``keras``) and Keras 2 (``tf_keras``) models are built in this process: both
@@ -17,7 +17,8 @@ _TESTS_DIR = str(pathlib.Path(__file__).resolve().parent)
 if _TESTS_DIR not in sys.path:
     sys.path.insert(0, _TESTS_DIR)
 
-import zoo  # noqa: E402  (needs the path above)
+import test_cli  # noqa: E402  (needs the path above)
+import zoo  # noqa: E402
 
 
 def pytest_configure(config):
@@ -58,3 +59,18 @@ class ZooCache:
 def zoo_cache(tmp_path_factory) -> ZooCache:
     """The session's ZooCache (models saved under a session temp dir)."""
     return ZooCache(tmp_path_factory.mktemp("zoo"))
+
+
+@pytest.fixture(scope="module")
+def good_h5(tmp_path_factory):
+    """A good Keras 2 ``.h5`` (one Dense layer), for tests that corrupt a copy of it."""
+    return test_cli.save_dense_h5(tmp_path_factory.mktemp("good") / "model.h5")
+
+
+@pytest.fixture
+def previous(tmp_path):
+    """An earlier conversion's output and its digest: a refused run leaves both as they were."""
+    out = tmp_path / "out"
+    src = test_cli.make_layers_model(tmp_path / "prev_src")
+    assert test_cli.run(src, out, "--output_format=tfjs_layers_model")[0] == 0
+    return out, test_cli.tree_digest(out)

@@ -10,23 +10,6 @@ import pytest
 from test_cli import _assert_failed, make_layers_model, run, tree_digest
 
 
-@pytest.fixture(scope="module")
-def good_h5(tmp_path_factory):
-    import tf_keras
-    path = tmp_path_factory.mktemp("good") / "model.h5"
-    model = tf_keras.Sequential([tf_keras.layers.Dense(3, input_shape=(4,), name="dense")])
-    model.save(path)
-    return path
-
-
-@pytest.fixture
-def previous(tmp_path):
-    out = tmp_path / "out"
-    src = make_layers_model(tmp_path / "prev_src")
-    assert run(src, out, "--output_format=tfjs_layers_model")[0] == 0
-    return out, tree_digest(out)
-
-
 def _copy(src, dst):
     dst.write_bytes(src.read_bytes())
     return dst

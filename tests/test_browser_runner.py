@@ -163,3 +163,15 @@ def test_page_failure_is_a_harness_error(models, monkeypatch, tmp_path):
     target, x, _ = models["mlp"]
     with pytest.raises(runtime.TfjsHarnessError, match="boom from the page"):
         browser.run_jobs([runtime.Job(target, [x], backend="webgl")], timeout_s=60)
+
+
+def test_example_app_starts_chromium_with_the_runner_flags():
+    """examples/web/app_browser_test.py copies CHROMIUM_FLAGS; a change on one side fails here."""
+    import ast
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples",
+                        "web", "app_browser_test.py")
+    with open(path) as f:
+        tree = ast.parse(f.read())
+    copied = [ast.literal_eval(node.value) for node in tree.body if isinstance(node, ast.Assign)
+              and [t.id for t in node.targets if isinstance(t, ast.Name)] == ["CHROMIUM_FLAGS"]]
+    assert copied == [browser.CHROMIUM_FLAGS]

@@ -25,12 +25,35 @@ TOPOLOGY = {"class_name": "Sequential", "config": {"name": "seq", "layers": [
     {"class_name": "Dense", "config": {"name": "dense_1", "units": 2}}]}}
 
 
-def make_layers_model(directory, shard_size=4 * 1024 * 1024, quantized=False):
+def dense_tensors(first_kernel_shape=(3, 4), random_bias=False):
+    """The four seeded weights of ``TOPOLOGY`` (``first_kernel_shape`` lets a test swap it)."""
     rng = np.random.default_rng(0)
-    tensors = [Tensor("dense/kernel", rng.standard_normal((3, 4)).astype(np.float32), "float32"),
-               Tensor("dense/bias", rng.standard_normal(4).astype(np.float32), "float32"),
-               Tensor("dense_1/kernel", rng.standard_normal((4, 2)).astype(np.float32), "float32"),
-               Tensor("dense_1/bias", np.zeros(2, np.float32), "float32")]
+    kernel = rng.standard_normal(first_kernel_shape).astype(np.float32)
+    bias = rng.standard_normal(4).astype(np.float32) if random_bias else np.zeros(4, np.float32)
+    return [Tensor("dense/kernel", kernel, "float32"),
+            Tensor("dense/bias", bias, "float32"),
+            Tensor("dense_1/kernel", rng.standard_normal((4, 2)).astype(np.float32), "float32"),
+            Tensor("dense_1/bias", np.zeros(2, np.float32), "float32")]
+
+
+def write_topology_model(directory, topology, tensors=None):
+    """A TF.js layers model of ``topology`` (no Keras metadata) with ``dense_tensors()``."""
+    os.makedirs(directory, exist_ok=True)
+    write_tfjs_layers(LayersModel({"model_config": topology}, (tensors or dense_tensors(),)),
+                      str(directory), 4 << 20)
+    return directory
+
+
+def save_dense_h5(path):
+    """A Keras 2 ``.h5`` of one Dense(3) layer on 4 inputs, saved by tf_keras."""
+    import tf_keras
+    model = tf_keras.Sequential([tf_keras.layers.Dense(3, input_shape=(4,), name="dense")])
+    model.save(path)
+    return path
+
+
+def make_layers_model(directory, shard_size=4 * 1024 * 1024, quantized=False):
+    tensors = dense_tensors(random_bias=True)
     if quantized:
         tensors = [quantize.quantize_tensor(t, "uint8") for t in tensors]
     os.makedirs(directory, exist_ok=True)

@@ -23,23 +23,6 @@ from test_cli import ROOT, _assert_failed, make_layers_model, run, tree_digest
 MAX_RSS_MB = 300
 
 
-@pytest.fixture(scope="module")
-def dense_h5(tmp_path_factory):
-    import tf_keras
-    path = tmp_path_factory.mktemp("good") / "model.h5"
-    model = tf_keras.Sequential([tf_keras.layers.Dense(3, input_shape=(4,), name="dense")])
-    model.save(path)
-    return path
-
-
-@pytest.fixture
-def previous(tmp_path):
-    out = tmp_path / "out"
-    src = make_layers_model(tmp_path / "prev_src")
-    assert run(src, out, "--output_format=tfjs_layers_model")[0] == 0
-    return out, tree_digest(out)
-
-
 def _rewrite(src, dst, kernel=None, bias=None, units=None):
     """A copy of ``src`` with the Dense layer's datasets replaced: each of
     ``kernel``/``bias`` is an array, or a callable making the dataset in a group."""
@@ -90,8 +73,8 @@ def _refused(tmp_path, previous, src, message):
 
 
 @pytest.mark.parametrize("side", [32768, 100000])
-def test_unwritten_huge_kernel_is_refused_without_allocating(tmp_path, previous, dense_h5, side):
-    bad = _rewrite(dense_h5, tmp_path / "huge.h5", units=side,
+def test_unwritten_huge_kernel_is_refused_without_allocating(tmp_path, previous, good_h5, side):
+    bad = _rewrite(good_h5, tmp_path / "huge.h5", units=side,
                    kernel=lambda g, n: g.create_dataset(n, shape=(side, side), dtype="f4"),
                    bias=np.zeros(side, np.float32))
     assert os.path.getsize(bad) < 1 << 20
@@ -101,19 +84,19 @@ def test_unwritten_huge_kernel_is_refused_without_allocating(tmp_path, previous,
              % (bad, side, side, side * side * 4))
 
 
-def test_partly_written_chunked_kernel_is_refused(tmp_path, previous, dense_h5):
+def test_partly_written_chunked_kernel_is_refused(tmp_path, previous, good_h5):
     def partial(group, name):
         dataset = group.create_dataset(name, shape=(4, 3), dtype="f4", chunks=(1, 3))
         dataset[0] = [1, 2, 3]  # one chunk of four written; the rest would read as zeros
-    bad = _rewrite(dense_h5, tmp_path / "sparse.h5", kernel=partial)
+    bad = _rewrite(good_h5, tmp_path / "sparse.h5", kernel=partial)
     _refused(tmp_path, previous, bad,
              "%s: weight 'dense/kernel' (shape [4, 3], float32) declares 48 bytes but the file "
              "stores 12 bytes of it (unwritten or sparse); refusing to read it" % bad)
 
 
-def test_compression_bomb_is_refused(tmp_path, previous, dense_h5):
+def test_compression_bomb_is_refused(tmp_path, previous, good_h5):
     side = 4096
-    bad = _rewrite(dense_h5, tmp_path / "bomb.h5", units=side,
+    bad = _rewrite(good_h5, tmp_path / "bomb.h5", units=side,
                    kernel=lambda g, n: g.create_dataset(
                        n, data=np.zeros((side, side), np.float32), chunks=(1024, 1024),
                        compression="gzip", compression_opts=9),
@@ -127,9 +110,9 @@ def test_compression_bomb_is_refused(tmp_path, previous, dense_h5):
              % (bad, side, side, side * side * 4, stored))
 
 
-def test_compressed_real_weights_still_convert(tmp_path, dense_h5):
+def test_compressed_real_weights_still_convert(tmp_path, good_h5):
     rng = np.random.default_rng(0)
-    good = _rewrite(dense_h5, tmp_path / "gzip.h5",
+    good = _rewrite(good_h5, tmp_path / "gzip.h5",
                     kernel=lambda g, n: g.create_dataset(
                         n, data=rng.standard_normal((4, 3)).astype(np.float32),
                         compression="gzip"))
@@ -153,8 +136,8 @@ def test_compressed_real_weights_still_convert(tmp_path, dense_h5):
     (None, np.array([b"a", b"b", b"c"]),
      "weight 'dense/bias' (shape [3], |S1): a layer weight must hold numbers"),
 ])
-def test_wrong_shape_or_dtype_for_the_layer(tmp_path, previous, dense_h5, kernel, bias, problem):
-    bad = _rewrite(dense_h5, tmp_path / "shape.h5", kernel=kernel, bias=bias)
+def test_wrong_shape_or_dtype_for_the_layer(tmp_path, previous, good_h5, kernel, bias, problem):
+    bad = _rewrite(good_h5, tmp_path / "shape.h5", kernel=kernel, bias=bias)
     _refused(tmp_path, previous, bad, "%s: %s" % (bad, problem))
 
 

@@ -11,35 +11,12 @@ untouched.
 import copy
 import json
 import math
-import os
 
 import numpy as np
 import pytest
 
-from converter.model import LayersModel, Tensor
-from converter.writers.tfjs_layers import write_tfjs_layers
-from test_cli import TOPOLOGY, _assert_failed, make_layers_model, run, tree_digest
-
-@pytest.fixture
-def previous(tmp_path):
-    out = tmp_path / "out"
-    assert run(make_layers_model(tmp_path / "prev_src"), out,
-               "--output_format=tfjs_layers_model")[0] == 0
-    return out, tree_digest(out)
-
-
-def _model_dir(tmp_path, topology, tensors=None):
-    rng = np.random.default_rng(0)
-    tensors = tensors or [
-        Tensor("dense/kernel", rng.standard_normal((3, 4)).astype(np.float32), "float32"),
-        Tensor("dense/bias", np.zeros(4, np.float32), "float32"),
-        Tensor("dense_1/kernel", rng.standard_normal((4, 2)).astype(np.float32), "float32"),
-        Tensor("dense_1/bias", np.zeros(2, np.float32), "float32")]
-    directory = tmp_path / "src"
-    os.makedirs(directory, exist_ok=True)
-    write_tfjs_layers(LayersModel({"model_config": topology}, (tensors,)), str(directory),
-                      4 << 20)
-    return directory
+from converter.model import Tensor
+from test_cli import TOPOLOGY, _assert_failed, dense_tensors, run, tree_digest, write_topology_model
 
 
 def _edited(edit):
@@ -62,7 +39,7 @@ def _refused_everywhere(tmp_path, previous, src, problem):
 def test_lambda_layer_is_refused_on_every_output(tmp_path, previous):
     def edit(layers):
         layers.append({"class_name": "Lambda", "config": {"name": "lam", "function": "x"}})
-    src = _model_dir(tmp_path, _edited(edit))
+    src = write_topology_model(tmp_path / "src", _edited(edit))
     _refused_everywhere(tmp_path, previous, src,
                         "layer 'lam' (Lambda): TF.js 4.22 has no layer class Lambda; Lambda "
                         "layers hold Python code")
@@ -71,7 +48,7 @@ def test_lambda_layer_is_refused_on_every_output(tmp_path, previous):
 def test_custom_module_is_refused_on_every_output(tmp_path, previous):
     def edit(layers):
         layers[1]["module"] = "os"
-    src = _model_dir(tmp_path, _edited(edit))
+    src = write_topology_model(tmp_path / "src", _edited(edit))
     _refused_everywhere(tmp_path, previous, src, "names module 'os'; only Keras's own modules")
 
 
@@ -79,7 +56,7 @@ def test_custom_module_of_an_initializer_is_refused(tmp_path, previous):
     def edit(layers):
         layers[0]["config"]["kernel_initializer"] = {
             "module": "subprocess", "class_name": "Popen", "config": {}}
-    src = _model_dir(tmp_path, _edited(edit))
+    src = write_topology_model(tmp_path / "src", _edited(edit))
     _refused_everywhere(tmp_path, previous, src, "names module 'subprocess'")
 
 
@@ -91,17 +68,12 @@ def test_custom_module_of_an_initializer_is_refused(tmp_path, previous):
 def test_out_of_range_config_values_are_refused(tmp_path, previous, key, value, want):
     def edit(layers):
         layers[1]["config"][key] = value
-    src = _model_dir(tmp_path, _edited(edit))
+    src = write_topology_model(tmp_path / "src", _edited(edit))
     _refused_everywhere(tmp_path, previous, src, want)
 
 
 def test_swapped_kernel_shapes_are_refused(tmp_path, previous):
-    rng = np.random.default_rng(0)
-    tensors = [Tensor("dense/kernel", rng.standard_normal((4, 3)).astype(np.float32), "float32"),
-               Tensor("dense/bias", np.zeros(4, np.float32), "float32"),
-               Tensor("dense_1/kernel", rng.standard_normal((4, 2)).astype(np.float32), "float32"),
-               Tensor("dense_1/bias", np.zeros(2, np.float32), "float32")]
-    src = _model_dir(tmp_path, TOPOLOGY, tensors)
+    src = write_topology_model(tmp_path / "src", TOPOLOGY, dense_tensors((4, 3)))
     _refused_everywhere(tmp_path, previous, src,
                         "tensor 'dense/kernel' has shape [4, 3]; Keras builds weight 'kernel' "
                         "with shape [3, 4]")
@@ -116,7 +88,7 @@ def test_bad_batchnorm_epsilon_is_refused_on_every_output(tmp_path, previous, ep
     layer["epsilon"] = 0.001
     tensors = [Tensor("bn/%s" % n, np.ones(3, np.float32), "float32")
                for n in ("gamma", "beta", "moving_mean", "moving_variance")]
-    src = _model_dir(tmp_path, topology, tensors)
+    src = write_topology_model(tmp_path / "src", topology, tensors)
     # Our writer refuses to put NaN/Infinity into model.json; a hostile one does.
     with open(src / "model.json") as f:
         doc = json.load(f)
@@ -129,7 +101,7 @@ def test_bad_batchnorm_epsilon_is_refused_on_every_output(tmp_path, previous, ep
 
 
 def test_a_valid_model_still_converts_on_every_output(tmp_path):
-    src = _model_dir(tmp_path, TOPOLOGY)
+    src = write_topology_model(tmp_path / "src", TOPOLOGY)
     for fmt, out in (("tfjs_layers_model", "o1"), ("keras", "o2.h5")):
         code, _, stderr = run(src, tmp_path / out, "--output_format=%s" % fmt)
         assert code == 0, stderr

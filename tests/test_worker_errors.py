@@ -205,9 +205,7 @@ def _hostile_inputs(base, good_h5):
     """name -> (arguments, a fragment the one-line error must hold)."""
     import h5py
     import numpy as np
-    from converter.model import LayersModel, Tensor
-    from converter.writers.tfjs_layers import write_tfjs_layers
-    from test_cli import TOPOLOGY
+    from test_cli import TOPOLOGY, dense_tensors, write_topology_model
 
     base = base / "hostile"
     base.mkdir()
@@ -255,16 +253,7 @@ def _hostile_inputs(base, good_h5):
         ["--output_format=tfjs_graph_model", truncated], "the file is corrupt or incomplete")
 
     def tfjs_model(name, topology, tensors=None, edit_json=None):
-        rng = np.random.default_rng(0)
-        tensors = tensors or [
-            Tensor("dense/kernel", rng.standard_normal((3, 4)).astype(np.float32), "float32"),
-            Tensor("dense/bias", np.zeros(4, np.float32), "float32"),
-            Tensor("dense_1/kernel", rng.standard_normal((4, 2)).astype(np.float32), "float32"),
-            Tensor("dense_1/bias", np.zeros(2, np.float32), "float32")]
-        directory = base / name
-        directory.mkdir()
-        write_tfjs_layers(LayersModel({"model_config": topology}, (tensors,)), str(directory),
-                          4 << 20)
+        directory = write_topology_model(base / name, topology, tensors)
         if edit_json:
             doc = json.loads((directory / "model.json").read_text())
             edit_json(doc)
@@ -277,11 +266,7 @@ def _hostile_inputs(base, good_h5):
     module = json.loads(json.dumps(TOPOLOGY))
     module["config"]["layers"][1]["module"] = "os"
     cases["module_os"] = ([tfjs_model("module", module)], "names module 'os'")
-    cases["swapped_kernel"] = ([tfjs_model("swapped", TOPOLOGY, [
-        Tensor("dense/kernel", np.zeros((4, 3), np.float32), "float32"),
-        Tensor("dense/bias", np.zeros(4, np.float32), "float32"),
-        Tensor("dense_1/kernel", np.zeros((4, 2), np.float32), "float32"),
-        Tensor("dense_1/bias", np.zeros(2, np.float32), "float32")])],
+    cases["swapped_kernel"] = ([tfjs_model("swapped", TOPOLOGY, dense_tensors((4, 3)))],
         "Keras builds weight 'kernel' with shape [3, 4]")
 
     def quantization(block):
@@ -314,11 +299,8 @@ HOSTILE = ["unwritten_huge_kernel", "wrong_kernel_shape", "string_kernel", "nega
 
 @pytest.fixture(scope="module")
 def hostile(inputs):
-    import tf_keras
-    good = inputs["base"] / "good_k2.h5"
-    model = tf_keras.Sequential([tf_keras.layers.Dense(3, input_shape=(4,), name="dense")])
-    model.save(good)
-    return _hostile_inputs(inputs["base"], good)
+    from test_cli import save_dense_h5
+    return _hostile_inputs(inputs["base"], save_dense_h5(inputs["base"] / "good_k2.h5"))
 
 
 def test_every_hostile_class_is_answered_and_the_worker_serves_on(worker, inputs, hostile):

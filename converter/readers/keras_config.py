@@ -357,6 +357,16 @@ _VALUE_CHECKS = {
 }
 
 
+
+def check_config_values(config: dict, layer: Any, cls: str, where: str) -> None:
+    """Raises InvalidModelError for the first value of ``config`` out of its
+    range (the table above), naming ``where``, the layer and the key."""
+    ctx = _Context(3, where)
+    for key, value in config.items():
+        check = _VALUE_CHECKS.get(key)
+        if check is not None:
+            check(value, key, layer, cls, ctx)
+
 def _value_kind(key: str) -> Optional[Callable]:
     if key in _VALUE_CHECKS:
         return _VALUE_CHECKS[key]

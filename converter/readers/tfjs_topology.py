@@ -9,7 +9,7 @@ would run into garbage, with the same message:
 - a ``module`` outside Keras on any layer or config object (TF.js ignores the
   key, but a Keras loader would import it);
 - a config value out of its range: the same table the Keras readers apply
-  (``keras_config._VALUE_CHECKS``: positive ``units``/``filters``/sizes and
+  (``keras_config.check_config_values``: positive ``units``/``filters``/sizes and
   strides, finite ``epsilon``/``rate``, ...);
 - for a TF.js output, whose writer copies the topology as is: weights whose
   shapes disagree with the topology (the Keras writer's shape inference,
@@ -87,10 +87,8 @@ def _check_layer(entry: Any, where: str, what: str, depth: int) -> None:
         raise InvalidModelError("%s: %s has config %.100r; want an object" % (where, label, config))
     else:
         layers = config.get("layers", [])
-    for key, value in config.items():
-        check = keras_config._VALUE_CHECKS.get(key)  # pylint: disable=protected-access
-        if check is not None and cls not in keras_config.MODEL_CLASSES:
-            check(value, key, name, cls, keras_config._Context(3, where))  # pylint: disable=protected-access
+    if cls not in keras_config.MODEL_CLASSES:
+        keras_config.check_config_values(config, name, cls, where)
     if cls in keras_config.MODEL_CLASSES:
         if not isinstance(layers, list):
             raise InvalidModelError("%s: %s has layers %.100r; want a list" % (where, label, layers))

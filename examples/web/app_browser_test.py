@@ -33,6 +33,9 @@ import unittest
 from web import serve
 
 CHROMIUM_NAMES = ("chromium-headless-shell", "chromium")
+# The converter's browser runner flags (converter/verify/browser.py). This
+# workspace consumes tfjs_rules as an external repository and cannot import its
+# Python, so they are copied; tests/test_browser_runner.py keeps the two equal.
 CHROMIUM_FLAGS = (
     "--headless=new",
     "--no-sandbox",  # containers and Bazel's sandbox have no user namespaces for it
