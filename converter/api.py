@@ -141,6 +141,9 @@ _SCOPED_OPTIONS: List[Tuple[str, Callable[[str, str], bool], str]] = [
     ("use_structured_outputs_names", lambda i, o: o == rq.TFJS_GRAPH_MODEL,
      "--output_format tfjs_graph_model"),
     ("skip_op_check", lambda i, o: o == rq.TFJS_GRAPH_MODEL, "--output_format tfjs_graph_model"),
+    ("tflite_select_tf_ops", lambda i, o: o == rq.TFLITE, "--output_format tflite"),
+    ("tflite_batch_size", lambda i, o: o == rq.TFLITE, "--output_format tflite"),
+    ("onnx_opset", lambda i, o: o == rq.ONNX, "--output_format onnx"),
     ("verify", lambda i, o: o in rq.TFJS_OUTPUTS or i == rq.TFJS_LAYERS_MODEL,
      "a TF.js input or output (one side must run in TF.js)"),
 ]

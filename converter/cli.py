@@ -23,11 +23,11 @@ _TRUE = ("true", "1", "yes", "on")
 _FALSE = ("false", "0", "no", "off")
 _BOOL_FLAGS = ("--split_weights_by_layer", "--strip_debug_ops", "--control_flow_v2",
                "--skip_op_check", "--use_structured_outputs_names", "--experiments", "--debug",
-               "--verify", "--content_hash_shards")
+               "--verify", "--content_hash_shards", "--tflite_select_tf_ops")
 _QUANTIZE_FLAGS = tuple("--quantize_" + d for d in rq.QUANTIZE_DTYPES)
 _VALUE_FLAGS = ("--input_format", "--output_format", "--signature_name", "--saved_model_tags",
                 "--weight_shard_size_bytes", "--output_node_names", "--metadata",
-                "--quantization_bytes", "--verify_backends")
+                "--quantization_bytes", "--verify_backends", "--tflite_batch_size", "--onnx_opset")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -112,6 +112,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--verify_backends", type=_backends, default=rq.VERIFY_BACKENDS,
                    metavar="BACKENDS", help="comma-separated TF.js backends for --verify "
                    "(default %s; webgl runs in headless Chromium)" % ",".join(rq.VERIFY_BACKENDS))
+    p.add_argument("--tflite_select_tf_ops", type=parse_bool, default=False, metavar="[BOOL]",
+                   help="tflite output: allow TensorFlow ops where no TFLite builtin exists "
+                   "(LiteRT.js cannot run the result)")
+    p.add_argument("--tflite_batch_size", type=_shard_size, metavar="N",
+                   help="tflite output: fix the inputs' batch dimension to N (LiteRT.js needs "
+                   "static input shapes); default keeps it dynamic")
+    p.add_argument("--onnx_opset", type=_shard_size, metavar="N",
+                   help="onnx output: the ONNX opset (default: the writer's)")
     p.add_argument("--version", "-v", action="store_true", help="print versions and exit")
     p.add_argument("--debug", type=parse_bool, default=False, metavar="[BOOL]",
                    help="print the traceback of an error")
@@ -207,6 +215,9 @@ def request_from_args(args: argparse.Namespace) -> rq.ConversionRequest:
         use_structured_outputs_names=args.use_structured_outputs_names,
         verify=args.verify,
         verify_backends=args.verify_backends,
+        tflite_select_tf_ops=args.tflite_select_tf_ops,
+        tflite_batch_size=args.tflite_batch_size,
+        onnx_opset=args.onnx_opset,
     )
 
 

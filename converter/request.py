@@ -19,10 +19,13 @@ TF_HUB = "tf_hub"
 TF_FROZEN_MODEL = "tf_frozen_model"
 TFJS_LAYERS_MODEL = "tfjs_layers_model"
 TFJS_GRAPH_MODEL = "tfjs_graph_model"
+TFLITE = "tflite"                         # a .tflite file (LiteRT)
+ONNX = "onnx"                             # a .onnx file
 
 INPUT_FORMATS = (KERAS, KERAS_KERAS, KERAS_SAVED_MODEL, TF_SAVED_MODEL, TF_HUB,
-                 TF_FROZEN_MODEL, TFJS_LAYERS_MODEL)
-OUTPUT_FORMATS = (TFJS_LAYERS_MODEL, TFJS_GRAPH_MODEL, KERAS, KERAS_KERAS, KERAS_SAVED_MODEL)
+                 TF_FROZEN_MODEL, TFJS_LAYERS_MODEL, TFJS_GRAPH_MODEL)
+OUTPUT_FORMATS = (TFJS_LAYERS_MODEL, TFJS_GRAPH_MODEL, KERAS, KERAS_KERAS, KERAS_SAVED_MODEL,
+                  TF_SAVED_MODEL, TFLITE, ONNX)
 
 # The output format used when none is given, per input format.
 DEFAULT_OUTPUT_FORMAT = {
@@ -33,6 +36,7 @@ DEFAULT_OUTPUT_FORMAT = {
     TF_HUB: TFJS_GRAPH_MODEL,
     TF_FROZEN_MODEL: TFJS_GRAPH_MODEL,
     TFJS_LAYERS_MODEL: KERAS,
+    TFJS_GRAPH_MODEL: TF_SAVED_MODEL,
 }
 
 TFJS_OUTPUTS = (TFJS_LAYERS_MODEL, TFJS_GRAPH_MODEL)
@@ -55,7 +59,8 @@ class ConversionRequest:
 
     Attributes:
       input_path: source model file or directory.
-      output_path: output directory (TF.js outputs) or file (Keras outputs).
+      output_path: output directory (TF.js and SavedModel outputs) or file (Keras,
+        ``tflite`` and ``onnx`` outputs).
       input_format: one of INPUT_FORMATS; ``None`` detects it from the input.
       output_format: one of OUTPUT_FORMATS; ``None`` uses DEFAULT_OUTPUT_FORMAT.
       quantize_float16, quantize_uint8, quantize_uint16: ``None`` (off), a tuple of
@@ -81,6 +86,14 @@ class ConversionRequest:
         conversion and leaves the previous output untouched (converter/verify).
       verify_backends: TF.js backends ``verify`` runs the output on (``cpu``,
         ``wasm``; ``webgl`` in headless Chromium).
+      tflite_select_tf_ops: let a ``tflite`` output use TensorFlow ops (Select TF
+        ops) where no TFLite builtin exists, instead of refusing them; LiteRT.js
+        cannot run such a model.
+      tflite_batch_size: fix the batch dimension of a ``tflite`` output's inputs
+        to this size; ``None`` keeps a dynamic batch (``-1``), which LiteRT.js
+        refuses to feed from a ``[1, ...]`` buffer.
+      onnx_opset: ONNX opset of an ``onnx`` output; ``None`` means the writer's
+        documented default.
     """
 
     input_path: str
@@ -103,6 +116,9 @@ class ConversionRequest:
     use_structured_outputs_names: bool = False
     verify: bool = False
     verify_backends: Tuple[str, ...] = VERIFY_BACKENDS
+    tflite_select_tf_ops: bool = False
+    tflite_batch_size: Optional[int] = None
+    onnx_opset: Optional[int] = None
 
     def quantization_patterns(self) -> Dict[str, Optional[Tuple[str, ...]]]:
         """``{dtype: patterns or None (fallthrough)}`` for the flags that are set."""

@@ -261,9 +261,9 @@ def test_bad_shards(tmp_path, src):
 def test_usage_errors_exit_2(tmp_path, src):
     out, digest = _prepare_output(tmp_path, src)
     cases = [
-        (["--output_format=tf_saved_model"], "argument --output_format: invalid choice: "
-         "'tf_saved_model' (choose from 'tfjs_layers_model', 'tfjs_graph_model', 'keras', "
-         "'keras_keras', 'keras_saved_model')"),
+        (["--output_format=savedmodel"], "argument --output_format: invalid choice: "
+         "'savedmodel' (choose from 'tfjs_layers_model', 'tfjs_graph_model', 'keras', "
+         "'keras_keras', 'keras_saved_model', 'tf_saved_model', 'tflite', 'onnx')"),
         (["--output_format=tfjs_layers_model", "--weight_shard_size_bytes=0"],
          "argument --weight_shard_size_bytes: want a positive integer, got '0'"),
         (["--output_format=tfjs_layers_model", "--signature_name=x"],

@@ -25,14 +25,25 @@ def _is_hdf5(path: str) -> bool:
     return False
 
 
+def is_graph_model_json(doc: object) -> bool:
+    """Whether a parsed model.json is a graph model.
+
+    Converters since 1.x write ``format: "graph-model"``; some third-party tools
+    omit ``format``, but a graph topology is a GraphDef (``node`` / ``versions``),
+    which no layers topology (``class_name`` / ``config``) has.
+    """
+    if not isinstance(doc, dict):
+        return False
+    if doc.get(wf.FORMAT) == wf.GRAPH_MODEL_FORMAT:
+        return True
+    topology = doc.get(wf.MODEL_TOPOLOGY)
+    return isinstance(topology, dict) and ("node" in topology or "versions" in topology)
+
+
 def _model_json_format(path: str) -> str:
     with open(path, "rb") as f:
         doc = jsonio.loads(f.read(), path)
-    fmt = doc.get(wf.FORMAT) if isinstance(doc, dict) else None
-    if fmt == wf.GRAPH_MODEL_FORMAT:
-        raise InvalidModelError("%s: a TF.js graph model cannot be an input (only layers models "
-                                "convert back)" % path)
-    return rq.TFJS_LAYERS_MODEL
+    return rq.TFJS_GRAPH_MODEL if is_graph_model_json(doc) else rq.TFJS_LAYERS_MODEL
 
 
 def check_regular_file(path: str, what: str, directory_ok: bool = False) -> None:
