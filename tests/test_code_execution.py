@@ -7,6 +7,7 @@ then converted on every path that hands it to Keras.
 
 import json
 import pathlib
+import re
 
 import h5py
 import pytest
@@ -89,6 +90,23 @@ def test_custom_module_is_refused(tmp_path):
         f.attrs["model_config"] = json.dumps(config)
     with pytest.raises(UnsupportedLayerError, match="module 'os'"):
         api.convert(str(path), str(tmp_path / "out"), output_format="tfjs_graph_model")
+
+
+@pytest.mark.parametrize("module", ["tensorflow.io", "tensorflow", "kerasx", "tf_keras_evil.x"])
+def test_module_of_a_package_beside_keras_is_refused(module):
+    """Only Keras's own modules pass: ``tensorflow.io`` is importable code, not a Keras layer."""
+    config = {"class_name": "Sequential", "config": {"name": "s", "layers": [
+        {"module": module, "class_name": "write_file", "config": {"name": "x"}}]}}
+    with pytest.raises(UnsupportedLayerError, match=r"comes from module '%s', outside Keras"
+                       % re.escape(module)):
+        code_check.refuse_code(config, "m.h5")
+
+
+@pytest.mark.parametrize("module", ["keras", "keras.layers", "keras.src.layers.core.dense",
+                                    "tf_keras.src.layers", "tensorflow.keras.layers"])
+def test_keras_modules_pass(module):
+    code_check.refuse_code({"class_name": "Sequential", "config": {"name": "s", "layers": [
+        {"module": module, "class_name": "Dense", "config": {"name": "d", "units": 1}}]}}, "m.h5")
 
 
 def test_zoo_configs_pass(tmp_path):

@@ -25,6 +25,12 @@ CODE_LAYERS = ("Lambda",)
 _KERAS_MODULES = ("keras", "tf_keras", "tensorflow.keras", "tensorflow.python.keras")
 
 
+def is_keras_module(module: str) -> bool:
+    """``module`` is one of Keras's own (``keras``, ``keras.src.layers``, ``tf_keras...``),
+    not merely a module of a package that contains Keras (``tensorflow.io``)."""
+    return any(module == m or module.startswith(m + ".") for m in _KERAS_MODULES)
+
+
 def _objects(value: Any, path: str = "") -> Iterator[Tuple[str, dict]]:
     """Every dict with a ``class_name`` inside ``value`` (iteratively: configs can be deep)."""
     stack = [(value, path)]
@@ -56,8 +62,7 @@ def refuse_code(config: Any, where: str) -> None:
                 "%s: layer %s holds Python code; refused before loading, since loading it "
                 "would run that code. Replace the Lambda with built-in layers" % (where, label))
         module = obj.get("module")
-        if isinstance(module, str) and module and not module.split(".")[0] in (
-                m.split(".")[0] for m in _KERAS_MODULES):
+        if isinstance(module, str) and module and not is_keras_module(module):
             raise UnsupportedLayerError(
                 "%s: object %s comes from module %r, outside Keras; refused before loading, "
                 "since loading it would import and run that module" % (where, label, module))
