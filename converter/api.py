@@ -144,6 +144,9 @@ _SCOPED_OPTIONS: List[Tuple[str, Callable[[str, str], bool], str]] = [
     ("tflite_select_tf_ops", lambda i, o: o == rq.TFLITE, "--output_format tflite"),
     ("tflite_batch_size", lambda i, o: o == rq.TFLITE, "--output_format tflite"),
     ("onnx_opset", lambda i, o: o == rq.ONNX, "--output_format onnx"),
+    ("dequantize", lambda i, o: o in rq.TFJS_OUTPUTS and i in (rq.TFJS_LAYERS_MODEL,
+                                                             rq.TFJS_GRAPH_MODEL),
+     "a TF.js input and output format"),
     ("verify", lambda i, o: o in rq.TFJS_OUTPUTS or i == rq.TFJS_LAYERS_MODEL,
      "a TF.js input or output (one side must run in TF.js)"),
 ]
@@ -163,7 +166,8 @@ def resolve_formats(request: rq.ConversionRequest) -> Tuple[str, str]:
 
 def supported_pairs() -> List[Tuple[str, str]]:
     return ([(i, o) for i in _LAYERS_READERS for o in _LAYERS_WRITERS]
-            + [(i, rq.TFJS_GRAPH_MODEL) for i in _GRAPH_READERS])
+            + [(i, rq.TFJS_GRAPH_MODEL) for i in _GRAPH_READERS]
+            + list(_OTHER_PAIRS))
 
 
 def _check_options(request: rq.ConversionRequest, in_fmt: str, out_fmt: str) -> None:
@@ -234,7 +238,7 @@ def _convert_layers(request: rq.ConversionRequest, in_fmt: str, out_fmt: str) ->
     # The transforms, in order:
     # 1. Dequantize when the output is a Keras file (float weights only) or when
     #    requantizing, so new quantization starts from the values TF.js sees.
-    if out_fmt not in rq.TFJS_OUTPUTS or patterns:
+    if out_fmt not in rq.TFJS_OUTPUTS or patterns or request.dequantize:
         model = lt.dequantize(model)
     # 2. Quantize before grouping: grouping only moves tensors.
     if patterns:
@@ -285,6 +289,93 @@ def _convert_graph(request: rq.ConversionRequest, in_fmt: str, out_fmt: str) -> 
     return ConversionResult(in_fmt, out_fmt, request.output_path, num_weights, 1, verification)
 
 
+def _convert_graph_to_graph(request: rq.ConversionRequest, in_fmt: str,
+                            out_fmt: str) -> ConversionResult:
+    """Re-shards, re-quantizes or de-quantizes a graph model; the rest is copied as read.
+
+    Weights no quantize flag names keep their stored bytes (a quantized weight
+    stays as it was quantized) unless ``dequantize`` is set.
+    """
+    from converter.writers.tfjs_graph import write_tfjs_graph_document
+    from converter.readers.tfjs_graph import read_graph_document, read_graph_weights
+    metadata = lt.load_metadata(request.metadata)
+    json_path, doc = read_graph_document(request.input_path)
+    groups = read_graph_weights(json_path, doc)
+    model = LayersModel(topology=None, groups=tuple(groups))
+    patterns = request.quantization_patterns()
+    # The transforms, in order: dequantize first when requantizing, so the new
+    # quantization starts from the values TF.js sees; then quantize; then one
+    # group (shard size is the writer's).
+    if patterns or request.dequantize:
+        model = lt.dequantize(model)
+    if patterns:
+        model = lt.quantize_weights(model, patterns, request.input_path)
+    model = lt.merge_groups(model)
+    check = _checker(request, in_fmt, out_fmt)
+    with atomic_directory(request.output_path) as tmp:
+        write_tfjs_graph_document(doc, model.tensors(), metadata, tmp, request.shard_size(),
+                                  request.content_hash_shards)
+        verification = check(tmp)
+    return ConversionResult(in_fmt, out_fmt, request.output_path, len(model.tensors()), 1,
+                            verification)
+
+
+def _graph_input_saved_model(request: rq.ConversionRequest, directory: str) -> int:
+    """Writes the graph model's SavedModel into ``directory``; returns its number of weights."""
+    from converter.graph.to_saved_model import write_saved_model
+    from converter.graph.weights import const_nodes
+    from converter.readers.tfjs_graph import read_tfjs_graph
+    model = read_tfjs_graph(request.input_path)
+    num_weights = sum(1 for _ in const_nodes(model))
+    write_saved_model(model, directory)
+    return num_weights
+
+
+def _write_from_graph_model(request: rq.ConversionRequest, out_fmt: str) -> int:
+    """tflite / onnx of a graph model: its SavedModel in a temp dir, then that writer."""
+    import tempfile
+    if out_fmt == rq.TFLITE:
+        from converter.writers.tflite import write_tflite as write
+    else:
+        from converter.writers.onnx import write_onnx as write
+    with tempfile.TemporaryDirectory(prefix="tfjs_graph_saved_model_") as saved_model:
+        num_weights = _graph_input_saved_model(request, saved_model)
+        write(saved_model, request.output_path, request)
+    return num_weights
+
+
+def _convert_graph_back(request: rq.ConversionRequest, in_fmt: str,
+                        out_fmt: str) -> ConversionResult:
+    """A graph model to TensorFlow: a SavedModel, or tflite/onnx through one."""
+    if out_fmt == rq.TF_SAVED_MODEL:
+        with atomic_directory(request.output_path, saved_model=True) as tmp:
+            num_weights = _graph_input_saved_model(request, tmp)
+    else:
+        num_weights = _write_from_graph_model(request, out_fmt)
+    return ConversionResult(in_fmt, out_fmt, request.output_path, num_weights, 1)
+
+
+def _convert_layers_to_saved_model(request: rq.ConversionRequest, in_fmt: str,
+                                   out_fmt: str) -> ConversionResult:
+    """A TF.js layers model as a SavedModel exported from its Keras model."""
+    from converter.graph.to_saved_model import write_keras_saved_model
+    model = lt.dequantize(_LAYERS_READERS[in_fmt](request.input_path))
+    with atomic_directory(request.output_path, saved_model=True) as tmp:
+        write_keras_saved_model(model, tmp, request.input_path)
+    return ConversionResult(in_fmt, out_fmt, request.output_path, len(model.tensors()), 1)
+
+
+# Conversions outside the layers and graph tables: (input, output) -> function.
+_OTHER_PAIRS: Dict[Tuple[str, str], Callable[[rq.ConversionRequest, str, str],
+                                              ConversionResult]] = {
+    (rq.TFJS_GRAPH_MODEL, rq.TFJS_GRAPH_MODEL): _convert_graph_to_graph,
+    (rq.TFJS_GRAPH_MODEL, rq.TF_SAVED_MODEL): _convert_graph_back,
+    (rq.TFJS_GRAPH_MODEL, rq.TFLITE): _convert_graph_back,
+    (rq.TFJS_GRAPH_MODEL, rq.ONNX): _convert_graph_back,
+    (rq.TFJS_LAYERS_MODEL, rq.KERAS_SAVED_MODEL): _convert_layers_to_saved_model,
+}
+
+
 def run(request: rq.ConversionRequest) -> ConversionResult:
     """Runs ``request``.
 
@@ -299,6 +390,8 @@ def run(request: rq.ConversionRequest) -> ConversionResult:
         return _convert_layers(request, in_fmt, out_fmt)
     if out_fmt == rq.TFJS_GRAPH_MODEL and in_fmt in _GRAPH_READERS:
         return _convert_graph(request, in_fmt, out_fmt)
+    if (in_fmt, out_fmt) in _OTHER_PAIRS:
+        return _OTHER_PAIRS[(in_fmt, out_fmt)](request, in_fmt, out_fmt)
     raise UsageError(
         "converting %s to %s is not supported yet; supported pairs: %s"
         % (in_fmt, out_fmt, ", ".join("%s->%s" % p for p in supported_pairs())))

@@ -23,7 +23,7 @@ _TRUE = ("true", "1", "yes", "on")
 _FALSE = ("false", "0", "no", "off")
 _BOOL_FLAGS = ("--split_weights_by_layer", "--strip_debug_ops", "--control_flow_v2",
                "--skip_op_check", "--use_structured_outputs_names", "--experiments", "--debug",
-               "--verify", "--content_hash_shards", "--tflite_select_tf_ops")
+               "--verify", "--content_hash_shards", "--tflite_select_tf_ops", "--dequantize")
 _QUANTIZE_FLAGS = tuple("--quantize_" + d for d in rq.QUANTIZE_DTYPES)
 _VALUE_FLAGS = ("--input_format", "--output_format", "--signature_name", "--saved_model_tags",
                 "--weight_shard_size_bytes", "--output_node_names", "--metadata",
@@ -120,6 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "static input shapes); default keeps it dynamic")
     p.add_argument("--onnx_opset", type=_shard_size, metavar="N",
                    help="onnx output: the ONNX opset (default: the writer's)")
+    p.add_argument("--dequantize", type=parse_bool, default=False, metavar="[BOOL]",
+                   help="TF.js input and output: write quantized weights as float32")
     p.add_argument("--version", "-v", action="store_true", help="print versions and exit")
     p.add_argument("--debug", type=parse_bool, default=False, metavar="[BOOL]",
                    help="print the traceback of an error")
@@ -218,6 +220,7 @@ def request_from_args(args: argparse.Namespace) -> rq.ConversionRequest:
         tflite_select_tf_ops=args.tflite_select_tf_ops,
         tflite_batch_size=args.tflite_batch_size,
         onnx_opset=args.onnx_opset,
+        dequantize=args.dequantize,
     )
 
 

@@ -73,19 +73,29 @@ def _ensure_parent(path: str) -> str:
     return parent
 
 
-def _check_replaceable_dir(path: str) -> None:
-    """Refuses to replace a directory that holds anything but a TF.js model."""
+# What a SavedModel directory holds (TensorFlow writes these names).
+SAVED_MODEL_ENTRIES = frozenset(("saved_model.pb", "saved_model.pbtxt", "fingerprint.pb",
+                                 "keras_metadata.pb", "variables", "assets"))
+
+
+def _check_replaceable_dir(path: str, saved_model: bool = False) -> None:
+    """Refuses to replace a directory that holds anything but a TF.js model (or SavedModel)."""
     if not os.path.lexists(path):
         return
     if not os.path.isdir(path) or os.path.islink(path):
         raise UsageError("output %s exists and is not a directory; remove it or choose "
                          "another output path" % path)
-    foreign = sorted(n for n in os.listdir(path)
-                     if n != wf.MODEL_JSON and not wf.is_shard_file_name(n))
+    if saved_model:
+        foreign = sorted(n for n in os.listdir(path) if n not in SAVED_MODEL_ENTRIES)
+        what = "a SavedModel"
+    else:
+        foreign = sorted(n for n in os.listdir(path)
+                         if n != wf.MODEL_JSON and not wf.is_shard_file_name(n))
+        what = "a TF.js model"
     if foreign:
         raise UsageError(
-            "output directory %s holds files that are not part of a TF.js model (%s); "
-            "choose an empty or model directory" % (path, ", ".join(foreign[:3])))
+            "output directory %s holds files that are not part of %s (%s); "
+            "choose an empty or model directory" % (path, what, ", ".join(foreign[:3])))
 
 
 def _reason(e: OSError) -> str:
@@ -298,12 +308,13 @@ def _reap_leftovers(parent: str, base: str, path: str) -> None:
 
 
 @contextlib.contextmanager
-def atomic_directory(path: str) -> Iterator[str]:
+def atomic_directory(path: str, saved_model: bool = False) -> Iterator[str]:
     """Yields a temporary directory that replaces ``path`` on success.
 
     ``path`` may not exist, or be a directory holding only ``model.json`` and
-    shard files (a previous conversion); anything else is refused, so a mistyped
-    output path never deletes a user's files.
+    shard files (a previous conversion; with ``saved_model``, only the entries
+    of a SavedModel); anything else is refused, so a mistyped output path never
+    deletes a user's files.
 
     Raises:
       UsageError: ``path`` cannot be an output directory.
@@ -313,7 +324,7 @@ def atomic_directory(path: str) -> Iterator[str]:
     parent, base = _parent(path), _base(path)
     with _output_errors(path):
         _reap_leftovers(parent, base, path)
-        _check_replaceable_dir(path)
+        _check_replaceable_dir(path, saved_model)
         _ensure_parent(path)
         claim = _Claim(parent, base)
     tmp = claim.sibling(_TMP)

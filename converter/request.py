@@ -94,6 +94,8 @@ class ConversionRequest:
         refuses to feed from a ``[1, ...]`` buffer.
       onnx_opset: ONNX opset of an ``onnx`` output; ``None`` means the writer's
         documented default.
+      dequantize: write quantized weights of a TF.js input as float32 (TF.js
+        outputs; without it, weights no quantize flag names keep their storage).
     """
 
     input_path: str
@@ -119,6 +121,7 @@ class ConversionRequest:
     tflite_select_tf_ops: bool = False
     tflite_batch_size: Optional[int] = None
     onnx_opset: Optional[int] = None
+    dequantize: bool = False
 
     def quantization_patterns(self) -> Dict[str, Optional[Tuple[str, ...]]]:
         """``{dtype: patterns or None (fallthrough)}`` for the flags that are set."""

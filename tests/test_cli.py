@@ -13,7 +13,7 @@ import sys
 import numpy as np
 import pytest
 
-from converter import cli
+from converter import api, cli
 from converter.model import LayersModel, Tensor
 from converter.weights import quantize
 from converter.writers.tfjs_layers import write_tfjs_layers
@@ -269,15 +269,9 @@ def test_usage_errors_exit_2(tmp_path, src):
         (["--output_format=tfjs_layers_model", "--signature_name=x"],
          "--signature_name applies only with --input_format tf_saved_model or tf_hub (converting "
          "tfjs_layers_model to tfjs_layers_model)"),
-        (["--output_format=keras_saved_model"], "converting tfjs_layers_model to "
-         "keras_saved_model is not supported yet; supported pairs: keras->tfjs_layers_model, "
-         "keras->keras, keras->keras_keras, keras_keras->tfjs_layers_model, keras_keras->keras, "
-         "keras_keras->keras_keras, tfjs_layers_model->tfjs_layers_model, tfjs_layers_model->keras, "
-         "tfjs_layers_model->keras_keras, keras_saved_model->tfjs_layers_model, "
-         "keras_saved_model->keras, keras_saved_model->keras_keras, tf_saved_model->tfjs_graph_model, "
-         "keras_saved_model->tfjs_graph_model, tf_hub->tfjs_graph_model, "
-         "tf_frozen_model->tfjs_graph_model, keras->tfjs_graph_model, "
-         "keras_keras->tfjs_graph_model, tfjs_layers_model->tfjs_graph_model"),
+        (["--input_format=tf_frozen_model", "--output_format=keras"], "converting "
+         "tf_frozen_model to keras is not supported yet; supported pairs: "
+         + ", ".join("%s->%s" % p for p in api.supported_pairs())),
         (["--output_format=tfjs_layers_model", "--quantize_float16", "--quantize_uint8"],
          "only one quantization flag may be given without patterns, got --quantize_float16 and "
          "--quantize_uint8; give the others explicit patterns"),

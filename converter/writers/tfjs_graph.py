@@ -56,3 +56,23 @@ def write_tfjs_graph(model: GraphModel, directory: str,
                                 content_hash=content_hash)
     write_model_json(graph_model_json(model, [group]), directory)
     return len(group[wf.WEIGHTS])
+
+
+def write_tfjs_graph_document(doc: Dict[str, Any], tensors, metadata: Dict[str, Any],
+                              directory: str, shard_size: int = wf.DEFAULT_SHARD_SIZE_BYTES,
+                              content_hash: bool = False) -> None:
+    """Writes a read graph model again with new weights (re-shard / re-quantize).
+
+    Every key of ``doc`` but ``weightsManifest`` is kept as read (topology,
+    signature, initializer, ``convertedBy``); ``metadata`` entries are merged
+    into ``userDefinedMetadata``. ``tensors`` become one weight group.
+    """
+    from converter.weights.writer import write_weight_groups
+    manifest = write_weight_groups([list(tensors)], directory, shard_size, content_hash)
+    out = dict(doc)
+    out[wf.WEIGHTS_MANIFEST] = manifest
+    if metadata:
+        merged = dict(out.get(wf.USER_DEFINED_METADATA) or {})
+        merged.update(metadata)
+        out[wf.USER_DEFINED_METADATA] = merged
+    write_model_json(out, directory)

@@ -266,7 +266,13 @@ async function writeOutput(tensor, file) {
     }
     bytes = Buffer.concat(parts);
   } else {
-    const data = await tensor.data();
+    let data = await tensor.data();
+    // Some TF.js 4.22 cpu kernels (e.g. the lowered-loop outputs of SSD
+    // detectors) hand back an Int32Array for a float32 tensor; the values a
+    // TF.js user reads are those numbers, so send them as the tensor's dtype.
+    const Want = tensor.dtype === 'float32' ? Float32Array :
+        tensor.dtype === 'int32' ? Int32Array : null;
+    if (Want !== null && !(data instanceof Want)) data = Want.from(data);
     bytes = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
   }
   fs.writeFileSync(file, bytes);

@@ -1,0 +1,417 @@
+"""A GraphModel as a TensorFlow SavedModel: the way back from a TF.js graph model.
+
+Two steps:
+
+1. ``to_tensorflow_ops`` rewrites the ops TF.js runs but TensorFlow does not
+   have, or has with other semantics, into plain TensorFlow ops that compute
+   what TF.js computes: ``_FusedConv2D`` / ``_FusedMatMul`` /
+   ``FusedDepthwiseConv2dNative`` (TF.js fuses PReLU, which TensorFlow's fused
+   kernels lack, and the last has no TensorFlow kernel) become the convolution or
+   matmul followed by ``BiasAdd`` and the activation; ``Prelu`` becomes
+   ``Relu(x) + -alpha * Relu(-x)`` (the form Keras writes, which the forward
+   converter fuses again); ``DepthwiseConv2d`` is ``DepthwiseConv2dNative``.
+   Any other op TensorFlow does not register is refused, naming the node.
+2. ``write_saved_model`` imports the graph into a ``tf.function``: weights
+   become variables (so ``saved_model.pb`` holds no payloads), hash tables of
+   the TF.js initializer become ``tf.lookup.StaticHashTable``s restored on load,
+   and the ``serving_default`` signature is keyed by the model's own input and
+   output names.
+
+The SavedModel is also where ``tflite`` and ``onnx`` outputs of a graph model
+start (their writers take a SavedModel directory).
+"""
+
+import re
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from converter.errors import InvalidModelError, UnsupportedOpError
+from converter.graph.model import GraphModel, TensorInfo
+
+# Weights at least this large become variables; smaller constants (shapes,
+# axes, scalars) stay constants so shape inference and converters see them.
+VARIABLE_MIN_ELEMENTS = 256
+_FLOAT_ENUMS = (1, 2, 19, 14)  # DT_FLOAT, DT_DOUBLE, DT_HALF, DT_BFLOAT16
+_ACTIVATIONS = {"relu": "Relu", "relu6": "Relu6", "elu": "Elu", "sigmoid": "Sigmoid",
+                "tanh": "Tanh", "selu": "Selu"}
+# Name scope of the imported graph: the variable reads made before the import
+# must not take the names of its nodes.
+_SCOPE = "graph"
+_VALID_SIGNATURE_NAME = re.compile(r"^[A-Za-z0-9.][A-Za-z0-9_.\\/>-]*$")
+
+
+def _unique(name: str, taken: set) -> str:
+    candidate, i = name, 1
+    while candidate in taken:
+        candidate = "%s_%d" % (name, i)
+        i += 1
+    taken.add(candidate)
+    return candidate
+
+
+class _Rewriter:
+    """Rewrites the nodes of one graph (a GraphDef or a FunctionDef's node_def list)."""
+
+    def __init__(self, nodes, where: str, scope: str):
+        self.nodes = nodes
+        self.where = where
+        self.scope = scope
+        self.taken = {n.name for n in nodes}
+        self.out: List[Any] = []
+
+    def _new(self, like, name: str, op: str, inputs: Sequence[str], attrs: Dict[str, Any],
+             keep_name: bool = False):
+        from tensorflow.core.framework import node_def_pb2
+        node = node_def_pb2.NodeDef()
+        node.name = name if keep_name else _unique(name, self.taken)
+        node.op = op
+        node.device = like.device
+        node.input.extend(inputs)
+        for key, value in attrs.items():
+            node.attr[key].CopyFrom(value)
+        self.out.append(node)
+        return node.name
+
+    def _type_attr(self, node):
+        # TF.js's own Prelu nodes carry no T: TF.js computes them in float32.
+        from tensorflow.core.framework import attr_value_pb2
+        if "T" in node.attr:
+            return {"T": node.attr["T"]}
+        return {"T": attr_value_pb2.AttrValue(type=1)}
+
+    def _activation(self, node, x: str, act: str, args: List[str], name: str, last: bool) -> str:
+        from tensorflow.core.framework import attr_value_pb2
+        key = act.lower()
+        if key in _ACTIVATIONS:
+            return self._new(node, name, _ACTIVATIONS[key], [x], self._type_attr(node), last)
+        if key == "leakyrelu":
+            attrs = self._type_attr(node)
+            alpha = node.attr["leakyrelu_alpha"].f if "leakyrelu_alpha" in node.attr else 0.2
+            attrs["alpha"] = attr_value_pb2.AttrValue(f=alpha)
+            return self._new(node, name, "LeakyRelu", [x], attrs, last)
+        if key == "prelu":
+            if not args:
+                raise UnsupportedOpError("%s: node %r (%s) fuses Prelu without its alpha input"
+                                         % (self.where, node.name, node.op))
+            return self._prelu(node, x, args.pop(0), name, last)
+        raise UnsupportedOpError("%s: node %r (%s) fuses %r, which TF.js does not compute; "
+                                 "want BiasAdd and one of Relu, Relu6, Elu, LeakyRelu, Prelu, "
+                                 "Sigmoid, Tanh" % (self.where, node.name, node.op, act))
+
+    def _prelu(self, node, x: str, alpha: str, name: str, last: bool) -> str:
+        t = self._type_attr(node)
+        pos = self._new(node, name + "/relu", "Relu", [x], t)
+        neg_x = self._new(node, name + "/neg_x", "Neg", [x], t)
+        relu_neg = self._new(node, name + "/relu_neg", "Relu", [neg_x], t)
+        neg_alpha = self._new(node, name + "/neg_alpha", "Neg", [alpha], t)
+        neg = self._new(node, name + "/mul", "Mul", [neg_alpha, relu_neg], t)
+        return self._new(node, name, "AddV2", [pos, neg], t, last)
+
+    def _unfuse(self, node, base_op: str, base_attrs: Tuple[str, ...]) -> None:
+        data = [i for i in node.input if not i.startswith("^")]
+        control = [i for i in node.input if i.startswith("^")]
+        fused = [op.decode() if isinstance(op, bytes) else op
+                 for op in node.attr["fused_ops"].list.s] if "fused_ops" in node.attr else []
+        n_base = 2
+        args = data[n_base:]
+        steps = [op for op in fused]
+        attrs = {k: node.attr[k] for k in base_attrs if k in node.attr}
+        if not steps:
+            self._new(node, node.name, base_op, data[:n_base] + control, attrs, keep_name=True)
+            return
+        x = self._new(node, node.name + "/" + base_op, base_op, data[:n_base] + control, attrs)
+        for i, op in enumerate(steps):
+            last = i == len(steps) - 1
+            name = node.name if last else "%s/%s" % (node.name, op)
+            if op.lower() == "biasadd":
+                if not args:
+                    raise UnsupportedOpError("%s: node %r (%s) fuses BiasAdd without a bias "
+                                             "input" % (self.where, node.name, node.op))
+                b_attrs = self._type_attr(node)
+                if "data_format" in node.attr and base_op != "MatMul":
+                    b_attrs["data_format"] = node.attr["data_format"]
+                x = self._new(node, name, "BiasAdd", [x, args.pop(0)], b_attrs, last)
+            elif op.lower() in ("fusedbatchnorm", "fusedbatchnormv3"):
+                raise UnsupportedOpError(
+                    "%s: node %r (%s) fuses %s, which TF.js refuses to run (\"FusedConv2d and "
+                    "DepthwiseConv2d with BatchNorm is not supported\")"
+                    % (self.where, node.name, node.op, op))
+            else:
+                x = self._activation(node, x, op, args, name, last)
+
+    def rewrite(self) -> bool:
+        changed = False
+        from tensorflow.python.framework import op_def_registry
+        for node in self.nodes:
+            if node.op == "_FusedConv2D":
+                self._unfuse(node, "Conv2D", ("T", "strides", "padding", "explicit_paddings",
+                                              "data_format", "dilations", "use_cudnn_on_gpu"))
+            elif node.op == "FusedDepthwiseConv2dNative":
+                self._unfuse(node, "DepthwiseConv2dNative", ("T", "strides", "padding",
+                                                             "explicit_paddings", "data_format",
+                                                             "dilations"))
+            elif node.op == "_FusedMatMul":
+                self._unfuse(node, "MatMul", ("T", "transpose_a", "transpose_b"))
+            elif node.op == "Prelu":
+                data = [i for i in node.input if not i.startswith("^")]
+                control = [i for i in node.input if i.startswith("^")]
+                if len(data) != 2:
+                    raise InvalidModelError("%s: node %r (Prelu) has %d inputs; want x and alpha"
+                                            % (self.where, node.name, len(data)))
+                self._prelu_node(node, data, control)
+            elif node.op == "DepthwiseConv2d":
+                copy = self._copy(node)
+                copy.op = "DepthwiseConv2dNative"
+            else:
+                if op_def_registry.get(node.op) is None:
+                    raise UnsupportedOpError(
+                        "%s: node %r has op %s, which TF.js runs but TensorFlow has no op for; "
+                        "it cannot be converted to TensorFlow" % (self.where, node.name, node.op))
+                self._copy(node)
+                continue
+            changed = True
+        return changed
+
+    def _prelu_node(self, node, data, control) -> None:
+        # Control inputs go on the first op so they still run before the value.
+        first = len(self.out)
+        self._prelu(node, data[0], data[1], node.name, True)
+        self.out[first].input.extend(control)
+
+    def _copy(self, node):
+        from tensorflow.core.framework import node_def_pb2
+        copy = node_def_pb2.NodeDef()
+        copy.CopyFrom(node)
+        self.out.append(copy)
+        return copy
+
+
+def to_tensorflow_ops(model: GraphModel) -> GraphModel:
+    """Rewrites the TF.js-only ops of every graph and function into TensorFlow ops.
+
+    Raises:
+      UnsupportedOpError: an op with no TensorFlow counterpart (one line, naming
+        the node and op).
+    """
+    where = model.source or "model"
+    graph_def = model.graph_def
+    rewriter = _Rewriter(list(graph_def.node), where, "")
+    if rewriter.rewrite():
+        del graph_def.node[:]
+        graph_def.node.extend(rewriter.out)
+    for func in graph_def.library.function:
+        rewriter = _Rewriter(list(func.node_def), "%s: function %s" % (where, func.signature.name),
+                             func.signature.name)
+        if rewriter.rewrite():
+            del func.node_def[:]
+            func.node_def.extend(rewriter.out)
+    if model.initializer is not None:
+        rewriter = _Rewriter(list(model.initializer.node), where + ": modelInitializer", "")
+        rewriter.rewrite()
+    return model
+
+
+def signature_key(key: str) -> str:
+    """A signature input name TensorFlow accepts for ``key`` (``input:0`` -> ``input_0``)."""
+    if _VALID_SIGNATURE_NAME.match(key):
+        return key
+    fixed = re.sub(r"[^A-Za-z0-9_.\\/>-]", "_", key)
+    return fixed if _VALID_SIGNATURE_NAME.match(fixed) else "x" + fixed
+
+
+def _tensor_name(ref: str) -> str:
+    return ref if ":" in ref else ref + ":0"
+
+
+def _table_of(model: GraphModel, resource_id: str, where: str):
+    """``(key_dtype, value_dtype, keys, values)`` of the hash table an initializer output creates."""
+    from tensorflow.python.framework import tensor_util
+    init = model.initializer
+    output = next((o for o in model.initializer_outputs if o.resource_id == resource_id), None)
+    if init is None or output is None:
+        raise InvalidModelError("%s: resource input %s has no initializer output with resourceId %s"
+                                % (where, resource_id, resource_id))
+    nodes = {n.name: n for n in init.node}
+
+    def resolve(ref: str):
+        node = nodes.get(ref.lstrip("^").split(":")[0])
+        while node is not None and node.op == "Identity":
+            node = nodes.get(node.input[0].split(":")[0])
+        return node
+
+    table = resolve(output.name)
+    if table is None or table.op not in ("HashTableV2", "HashTable"):
+        raise UnsupportedOpError("%s: initializer output %s is %s; only hash tables "
+                                 "(HashTableV2 + LookupTableImportV2) convert to a SavedModel"
+                                 % (where, output.name, table.op if table else "missing"))
+    imports = [n for n in init.node if n.op in ("LookupTableImportV2", "LookupTableImport")
+               and resolve(n.input[0]) is table]
+    if len(imports) != 1:
+        raise UnsupportedOpError("%s: hash table %s is filled by %d LookupTableImportV2 nodes; "
+                                 "want exactly 1" % (where, table.name, len(imports)))
+    arrays = []
+    for ref in imports[0].input[1:3]:
+        const = resolve(ref)
+        if const is None or const.op != "Const":
+            raise UnsupportedOpError("%s: hash table %s is filled from %s, not a constant"
+                                     % (where, table.name, ref))
+        arrays.append(tensor_util.MakeNdarray(const.attr["value"].tensor))
+    return table.attr["key_dtype"].type, table.attr["value_dtype"].type, arrays[0], arrays[1]
+
+
+def _zero(dtype):
+    import tensorflow as tf
+    return "" if dtype == tf.string else tf.zeros([], dtype)
+
+
+def write_saved_model(model: GraphModel, directory: str) -> None:
+    """Writes ``model`` as a SavedModel into ``directory`` (which may exist, empty).
+
+    The ``serving_default`` signature takes the model's non-resource inputs,
+    keyed by their signature keys (made valid TensorFlow names: ``input:0``
+    becomes ``input_0``), and returns a dict keyed by the output keys.
+
+    Raises:
+      UnsupportedOpError: an op or initializer TensorFlow cannot run.
+      InvalidModelError: TensorFlow cannot import the graph.
+    """
+    import tensorflow as tf
+    from tensorflow.python.framework import tensor_util
+    where = model.source or "model"
+    model = to_tensorflow_ops(model)
+    graph_def = model.graph_def
+
+    variables: Dict[str, tf.Variable] = {}
+    for node in graph_def.node:
+        if node.op != "Const":
+            continue
+        proto = node.attr["value"].tensor
+        count = int(np.prod([d.size for d in proto.tensor_shape.dim], dtype=np.int64))
+        if proto.dtype in _FLOAT_ENUMS and count >= VARIABLE_MIN_ELEMENTS:
+            value = tensor_util.MakeNdarray(proto)
+            variables[node.name] = tf.Variable(value, trainable=False,
+                                               name=node.name.replace(":", "_"))
+            # The import maps this node to the variable; keep a 1-element stub.
+            proto.CopyFrom(tensor_util.make_tensor_proto(np.zeros([], value.dtype), proto.dtype))
+
+    tables = {}
+    for info in model.inputs:
+        if info.resource_id is not None:
+            key_dtype, value_dtype, keys, values = _table_of(model, info.resource_id, where)
+            kd, vd = tf.as_dtype(key_dtype), tf.as_dtype(value_dtype)
+            tables[info.name] = tf.lookup.StaticHashTable(
+                tf.lookup.KeyValueTensorInitializer(tf.constant(keys, kd), tf.constant(values, vd)),
+                _zero(vd))
+    feeds = [i for i in model.inputs if i.resource_id is None]
+    keys = [signature_key(i.key) for i in feeds]
+    if len(set(keys)) != len(keys):
+        raise InvalidModelError("%s: input keys %s collide as TensorFlow names %s"
+                                % (where, [i.key for i in feeds], keys))
+
+    def imported():
+        input_map = {_tensor_name(name): v.read_value() for name, v in variables.items()}
+        for name, table in tables.items():
+            input_map[_tensor_name(name)] = table.resource_handle
+        tf.compat.v1.import_graph_def(graph_def, input_map=input_map, name=_SCOPE)
+
+    try:
+        wrapped = tf.compat.v1.wrap_function(imported, [])
+        graph = wrapped.graph
+        pruned = wrapped.prune(
+            feeds=[graph.as_graph_element(_SCOPE + "/" + _tensor_name(i.name)) for i in feeds],
+            fetches=[graph.as_graph_element(_SCOPE + "/" + _tensor_name(o.name))
+                     for o in model.outputs])
+    except (ValueError, TypeError, KeyError, tf.errors.OpError) as e:
+        raise InvalidModelError("%s: TensorFlow cannot import the graph: %s" % (where, e)) from None
+
+    out_keys = [o.key for o in model.outputs]
+    specs = []
+    for info, key in zip(feeds, keys):
+        shape = None if info.shape is None else [None if d < 0 else d for d in info.shape]
+        specs.append(tf.TensorSpec(shape, tf.as_dtype(_dtype_enum(info.dtype)), name=key))
+
+    class _Model(tf.Module):
+        pass
+
+    root = _Model()
+    root.weights = list(variables.values())
+    root.tables = list(tables.values())
+    root.graph_function = pruned
+
+    @tf.function(input_signature=specs)
+    def serve(*args):
+        results = pruned(*args)
+        if not isinstance(results, (list, tuple)):
+            results = [results]
+        return {k: tf.identity(v) for k, v in zip(out_keys, results)}
+
+    root.serve = serve
+    try:
+        tf.saved_model.save(root, directory,
+                            signatures={"serving_default": serve.get_concrete_function()})
+    except (ValueError, TypeError, tf.errors.OpError) as e:
+        raise InvalidModelError("%s: TensorFlow cannot save the graph as a SavedModel: %s"
+                                % (where, e)) from None
+
+
+def _dtype_enum(name: str) -> int:
+    from tensorflow.core.framework import types_pb2
+    return types_pb2.DataType.Value(name)
+
+
+def write_keras_saved_model(model, directory: str, where: str) -> None:
+    """Writes a layers model as a SavedModel exported from its Keras 3 model.
+
+    The model goes through a private ``.keras`` archive (``writers/keras.py``)
+    into Keras 3, which TensorFlow then saves with a ``serving_default``
+    signature keyed by the model's input layer names and returning a dict keyed
+    by its output names (``output_<i>`` when unnamed or repeated), as the graph
+    path names them. Keras 3 writes no ``keras_metadata.pb``, so the directory
+    reads back as a ``tf_saved_model``.
+
+    Args:
+      model: a LayersModel with float weights.
+      directory: the (empty) output directory.
+      where: the input path, for messages.
+
+    Raises:
+      InvalidModelError: Keras cannot rebuild the model, or TensorFlow cannot save it.
+    """
+    import os
+    import tempfile
+
+    import tensorflow as tf
+    from converter.graph.keras import input_layer_name, load_keras_model
+    from converter.writers.keras import write_keras_v3
+    with tempfile.TemporaryDirectory(prefix="tfjs_layers_to_saved_model_") as tmp:
+        keras_path = os.path.join(tmp, "model.keras")
+        write_keras_v3(model, keras_path)
+        keras_model = load_keras_model(keras_path)
+    inputs = list(keras_model.inputs)
+    in_keys = _unique_keys([input_layer_name(t) for t in inputs], "input")
+    out_names = list(getattr(keras_model, "output_names", None) or [])
+    num_outputs = len(tf.nest.flatten(keras_model.outputs))
+    if len(out_names) != num_outputs:
+        out_names = [None] * num_outputs
+    out_keys = _unique_keys(out_names, "output")
+    specs = [tf.TensorSpec(t.shape, t.dtype, name=signature_key(k)) for k, t in zip(in_keys, inputs)]
+
+    @tf.function(input_signature=specs, autograph=False)
+    def serve(*args):
+        outputs = keras_model(list(args) if len(args) > 1 else args[0], training=False)
+        return {k: tf.identity(o) for k, o in zip(out_keys, tf.nest.flatten(outputs))}
+
+    try:
+        tf.saved_model.save(keras_model, directory,
+                            signatures={"serving_default": serve.get_concrete_function()})
+    except (ValueError, TypeError, tf.errors.OpError) as e:
+        raise InvalidModelError("%s: TensorFlow cannot save the Keras model as a SavedModel: %s"
+                                % (where, e)) from None
+
+
+def _unique_keys(names, fallback: str) -> List[str]:
+    keys: List[str] = []
+    for i, name in enumerate(names):
+        keys.append(name if name and name not in keys else "%s_%d" % (fallback, i))
+    return keys
