@@ -1,24 +1,14 @@
-"""Writes a TF.js layers model as Keras 3 files: legacy HDF5 (.h5) and .keras.
+"""Writes a TF.js layers model as Keras 3 files (legacy HDF5 .h5 and .keras), with Keras.
 
 The TF.js topology is Keras-2 style (``batch_input_shape``, nested-list
-``inbound_nodes``, ``Model``/``Functional``/``Sequential``, initializers as
-``{"class_name", "config"}``). Keras 3's legacy-HDF5 loader does not accept that
-form as is: it turns ``batch_input_shape`` into ``input_shape`` (one batch axis
-too many for a Sequential without an InputLayer) and cannot resolve a nested
-model's Keras-2 node indices. Both writers therefore translate the topology into
-the config Keras 3.15 itself writes, and lay the weights out the way Keras 3.15
-saves them:
-
-* ``write_keras_h5``: ``model_config``/``keras_version``/``backend`` attrs and
-  ``model_weights/<layer>/<weight path>`` datasets with ``layer_names`` and
-  ``weight_names`` attrs. Keras loads these by *order* (``model.layers`` with
-  weights, each layer's trainable-then-non-trainable weights), so the writer
-  reproduces Keras 3's graph ordering of a functional model's layers.
-* ``write_keras_v3``: a zip of ``metadata.json``, ``config.json`` (module,
-  class_name, config, registered_name, build_config) and ``model.weights.h5``
-  (``layers/<snake_case class name>[_N]/vars/<i>``, RNN cells under ``cell``,
-  Bidirectional under ``forward_layer``/``backward_layer``, TimeDistributed
-  under ``layer``, nested models under their own ``layers``).
+``inbound_nodes``, ``Model``/``Functional``/``Sequential``, TF.js defaults for
+omitted keys). This module translates it into a Keras 3 config, builds the
+``keras.Model`` with Keras itself (``keras.saving.deserialize_keras_object`` in
+safe mode: the topology was already checked for code by
+``readers/tfjs_topology.py`` and ``readers/code_check.py``), assigns the weights
+by path, and saves with ``model.save``. Keras computes the shapes, orders a
+functional model's layers and lays the files out; this module adds what Keras
+lacks: the translation, checks with one-line errors, and byte-determinism.
 
 Mapping rules, in brief:
 
@@ -28,11 +18,6 @@ Mapping rules, in brief:
   silently except keys that do not change inference (``input_length``,
   ``implementation``, null initializer-only flags), which the tables list.
   TF.js ``hard_sigmoid`` (``0.2x + 0.5``) is refused: Keras 3's is ``x/6 + 0.5``.
-* Tensors are found by name, not manifest order: ``<layer>/<weight>``
-  optionally prefixed by enclosing model names; RNN, Bidirectional and
-  TimeDistributed weights may carry one extra scope (``lstm/lstm_cell/kernel``
-  or TF.js's ``lstm/kernel``). Shapes are checked against the shapes Keras will
-  build. A tensor no layer claims is an error.
 * A key the topology omits means TF.js's default; where Keras 3's differs it
   is written explicitly (``data_format`` "channels_last", Softmax ``axis`` 1,
   LSTM/GRU ``recurrent_activation``, ThresholdedReLU ``theta``), or read from
@@ -41,22 +26,36 @@ Mapping rules, in brief:
 * A Sequential gets an explicit InputLayer built from its first layer's
   ``batch_input_shape`` and ``dtype``. Node indices of nested models drop the
   built-in node Keras 2 and TF.js count (Keras 3 keeps it only in a functional
-  model's ``input_layers``/``output_layers``). A functional model's layers are
-  written in Keras 3's graph order, the order its loaders assume.
+  model's ``input_layers``/``output_layers``). Calls that can never get their
+  inputs (cycles, missing layers or nodes) and layers not connected to the
+  outputs (Keras would drop them and their weights) are refused.
+* Tensors are found by name, not manifest order: for each variable of the
+  built model, ``<layer>/<weight>`` optionally prefixed by enclosing model
+  names; RNN, Bidirectional and TimeDistributed weights may carry one extra
+  scope (``lstm/lstm_cell/kernel`` or TF.js's ``lstm/kernel``). A tensor whose
+  shape differs from the variable Keras built, or that no variable claims, is
+  an error.
 * ``training_config`` is not carried over: the files are inference models and
   TF.js layers models hold no optimizer state.
 
-Both outputs are deterministic: fixed HDF5 library version bounds, no
-timestamps, and zip entries in a fixed order with a fixed date. Only h5py,
-numpy, json and zipfile are used; TensorFlow and Keras are not imported.
+Both outputs are deterministic: Keras's files are rewritten with fixed HDF5
+library version bounds and no timestamps, the ``.keras`` zip with its entries
+in a fixed order, a fixed date and no ``date_saved``.
+
+``translate`` (the config and which tensors each layer claims) needs neither
+TensorFlow nor Keras; building and saving import Keras (TensorFlow backend).
 """
 
+import contextlib
 import dataclasses
 import io
 import json
+import os
 import re
+import sys
+import tempfile
 import zipfile
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import h5py
 import numpy as np
@@ -66,21 +65,17 @@ from converter.model import LayersModel
 from converter.weights import format as wf
 from converter.weights.quantize import dequantize_tensor
 
-# The Keras release whose file layout these writers reproduce.
+# The Keras release the layout tests compare with (tests/test_keras_writers.py).
 KERAS_VERSION = "3.15.1"
-# Recorded as the saving backend; Keras reads it only for messages.
-KERAS_BACKEND = "tensorflow"
 
 # HDF5 format bounds: "earliest" keeps old-style groups (which store no times);
 # the v110 ceiling pins the layout so a newer libhdf5 writes the same bytes.
 _HDF5_LIBVER = ("earliest", "v110")
-# Keras splits an HDF5 attribute above this size into numbered chunks.
-_HDF5_ATTR_LIMIT = 64512
 # Every .keras entry gets this date, the zip epoch.
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 _ZIP_ENTRIES = ("metadata.json", "config.json", "model.weights.h5")
-
-Shape = Tuple[Optional[int], ...]
+# Keras errors are quoted on one line, cut to this length.
+_MAX_QUOTE = 400
 
 
 # --------------------------------------------------------------------------
@@ -99,13 +94,12 @@ def write_keras_h5(model: LayersModel, path: str) -> None:
       InvalidModelError: the topology or a tensor is inconsistent.
       UnsupportedLayerError: a layer, config value or weight has no Keras 3 form.
     """
-    root = _plan(model)
-    config = _model_entry(root, legacy=True)
-    with h5py.File(path, "w", libver=_HDF5_LIBVER) as f:
-        f.attrs["keras_version"] = KERAS_VERSION
-        f.attrs["backend"] = KERAS_BACKEND
-        f.attrs["model_config"] = json.dumps(config).encode("utf-8")
-        _write_legacy_weights(f.create_group("model_weights"), root)
+    keras_model = build_keras_model(model)
+    with tempfile.TemporaryDirectory(prefix="keras_h5_") as tmp:
+        saved = os.path.join(tmp, "model.h5")
+        _save(keras_model, saved)
+        with h5py.File(saved, "r") as src, h5py.File(path, "w", libver=_HDF5_LIBVER) as dst:
+            _copy_h5(src, dst)
 
 
 def write_keras_v3(model: LayersModel, path: str) -> None:
@@ -120,19 +114,117 @@ def write_keras_v3(model: LayersModel, path: str) -> None:
       InvalidModelError: the topology or a tensor is inconsistent.
       UnsupportedLayerError: a layer, config value or weight has no Keras 3 form.
     """
-    root = _plan(model)
-    config = _model_entry(root, legacy=False)
-    # date_saved is left out: Keras does not read it and it would break
-    # byte-identical output.
-    metadata = {"keras_version": KERAS_VERSION}
-    weights = io.BytesIO()
-    with h5py.File(weights, "w", libver=_HDF5_LIBVER) as f:
-        _write_saveable(f, root.layer, "")
-    contents = {
-        "metadata.json": json.dumps(metadata).encode("utf-8"),
-        "config.json": json.dumps(config).encode("utf-8"),
-        "model.weights.h5": weights.getbuffer(),  # no copy of the weights
-    }
+    keras_model = build_keras_model(model)
+    with tempfile.TemporaryDirectory(prefix="keras_v3_") as tmp:
+        saved = os.path.join(tmp, "model.keras")
+        _save(keras_model, saved)
+        _repack(saved, path)
+
+
+def build_keras_model(model: LayersModel):
+    """The ``keras.Model`` of a TF.js layers model, built by Keras, with its weights.
+
+    Raises:
+      the errors of ``write_keras_h5``.
+    """
+    translated = translate(model)
+    with _native_stderr_silenced():
+        import keras  # pylint: disable=import-outside-toplevel
+        try:
+            keras_model = keras.saving.deserialize_keras_object(translated.config,
+                                                                safe_mode=True)
+        except (ValueError, TypeError, KeyError, IndexError) as e:
+            raise InvalidModelError("Keras %s cannot build the topology: %s"
+                                    % (keras.__version__, _one_line(e))) from None
+    _check_connected(keras_model, translated)
+    _set_trainable(keras_model, translated)
+    _assign_weights(keras_model, translated)
+    return keras_model
+
+
+@contextlib.contextmanager
+def _native_stderr_silenced():
+    """Discards what native code writes to fd 2 meanwhile.
+
+    TensorFlow's C++ start-up (its import, then the first op: oneDNN and CUDA
+    notices) logs before absl is initialized, which no environment variable
+    of this TensorFlow turns off; errors must stay one line. Python exceptions
+    pass through unchanged.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(null)
+
+
+def _one_line(error: BaseException) -> str:
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text if len(text) <= _MAX_QUOTE else text[:_MAX_QUOTE] + "..."
+
+
+def _save(keras_model, path: str) -> None:
+    try:
+        if path.endswith(".h5"):
+            # What model.save(path) runs for .h5, without its "legacy format" warning.
+            from keras.src.legacy.saving import legacy_h5_format
+            legacy_h5_format.save_model_to_hdf5(keras_model, path, include_optimizer=False)
+        else:
+            keras_model.save(path)
+    except (ValueError, TypeError) as e:
+        raise InvalidModelError("Keras cannot save the model: %s" % _one_line(e)) from None
+
+
+# --------------------------------------------------------------------------
+# Determinism: Keras's files rewritten without times, dates or varying order.
+
+
+def _copy_h5(src: h5py.Group, dst: h5py.Group) -> None:
+    """Copies attributes, groups and datasets (names sorted; no timestamps)."""
+    _copy_attrs(src, dst)
+    for name in sorted(src):
+        item = src.get(name, getlink=True)
+        if not isinstance(item, h5py.HardLink):
+            raise InvalidModelError("Keras wrote a link %r in an HDF5 file" % name)
+        obj = src[name]
+        if isinstance(obj, h5py.Group):
+            _copy_h5(obj, dst.create_group(name))
+        else:
+            data = obj[()]
+            dataset = dst.create_dataset(name, data=data, dtype=obj.dtype, track_times=False)
+            _copy_attrs(obj, dataset)
+
+
+def _copy_attrs(src, dst) -> None:
+    for name in sorted(src.attrs):
+        dst.attrs.create(name, src.attrs[name], dtype=src.attrs.get_id(name).dtype)
+
+
+def _repack(saved: str, path: str) -> None:
+    with zipfile.ZipFile(saved) as archive:
+        names = archive.namelist()
+        if sorted(names) != sorted(_ZIP_ENTRIES):
+            raise InvalidModelError("Keras wrote a .keras archive with entries %s; want %s"
+                                    % (names, list(_ZIP_ENTRIES)))
+        metadata = json.loads(archive.read("metadata.json"))
+        # date_saved is left out: Keras does not read it and it would break
+        # byte-identical output.
+        metadata.pop("date_saved", None)
+        weights = io.BytesIO()
+        with h5py.File(io.BytesIO(archive.read("model.weights.h5")), "r") as src, \
+                h5py.File(weights, "w", libver=_HDF5_LIBVER) as dst:
+            _copy_h5(src, dst)
+        contents = {
+            "metadata.json": json.dumps(metadata).encode("utf-8"),
+            "config.json": json.dumps(_renumber_shared(
+                json.loads(archive.read("config.json")), {})).encode("utf-8"),
+            "model.weights.h5": weights.getbuffer(),  # no copy of the weights
+        }
     with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as zf:
         for name in _ZIP_ENTRIES:
             info = zipfile.ZipInfo(name, date_time=_ZIP_DATE)
@@ -142,140 +234,36 @@ def write_keras_v3(model: LayersModel, path: str) -> None:
             zf.writestr(info, contents[name])
 
 
-# --------------------------------------------------------------------------
-# The planned model: Keras 3 objects with their configs, shapes and weights.
+def _renumber_shared(value: Any, ids: Dict[Any, int]) -> Any:
+    """``shared_object_id`` values (Keras writes ``id(obj)``) as 1, 2, ... in order."""
+    if isinstance(value, list):
+        return [_renumber_shared(v, ids) for v in value]
+    if not isinstance(value, dict):
+        return value
+    out = {}
+    for key, item in value.items():
+        if key == "shared_object_id":
+            out[key] = ids.setdefault(item, len(ids) + 1)
+        else:
+            out[key] = _renumber_shared(item, ids)
+    return out
 
 
-@dataclasses.dataclass
-class _Var:
-    """One Keras variable: its name in its layer, value and trainable flag."""
-
-    name: str
-    value: np.ndarray
-    trainable: bool
-
-
-@dataclasses.dataclass
-class _Node:
-    """One call of a layer inside a functional model.
-
-    ``inputs`` holds ``(layer name, Keras 3 node index, tensor index)``;
-    ``input_specs`` and ``outputs`` hold ``(shape, dtype)`` per tensor.
-    """
-
-    inputs: List[Tuple[str, int, int]]
-    kwargs: Dict[str, Any]
-    input_specs: List[Tuple[Shape, str]] = dataclasses.field(default_factory=list)
-    outputs: List[Tuple[Shape, str]] = dataclasses.field(default_factory=list)
-
-
-@dataclasses.dataclass
-class _Layer:
-    """A Keras 3 saveable: a layer, an RNN cell or a model.
-
-    Attributes:
-      class_name: the Keras 3 class (``Functional`` for a TF.js ``Model``).
-      name: the object's name.
-      config: the Keras 3 config body (no module/class wrapper).
-      trainable: the layer's ``trainable`` flag.
-      vars: own variables in Keras order (trainable then non-trainable).
-      sublayers: tracked sublayers as ``(attribute, layer)``; Keras saves them
-        under the attribute name and counts their weights after ``vars``.
-      model: set for a nested or root model.
-      build_shape: the ``build_config`` input shape; ``None`` writes none.
-      nodes: calls inside the enclosing functional model.
-      path: the Keras variable path prefix (``seq/dense``), for weight names.
-      spec: the layer's mapping (``None`` for models, cells and InputLayers).
-      chain: names of the enclosing models, outermost first.
-      scopes: tensor-name prefixes of the layer's weights, most specific first;
-        ``None`` derives them from ``chain`` and ``name``.
-      built: whether the layer has been called (and its weights taken).
-    """
-
-    class_name: str
-    name: str
-    config: Dict[str, Any]
-    trainable: bool = True
-    vars: List[_Var] = dataclasses.field(default_factory=list)
-    sublayers: List[Tuple[str, "_Layer"]] = dataclasses.field(default_factory=list)
-    model: Optional["_Model"] = None
-    build_shape: Any = None
-    nodes: List[_Node] = dataclasses.field(default_factory=list)
-    path: str = ""
-    spec: Optional["_Spec"] = None
-    chain: Tuple[str, ...] = ()
-    scopes: Optional[List[str]] = None
-    built: bool = False
-
-
-@dataclasses.dataclass
-class _Model:
-    """A Sequential or functional model.
-
-    Attributes:
-      layer: the model as a saveable (its config is filled in last).
-      sequential: True for a Sequential model.
-      layers: ``model.layers`` in Keras 3 order (a Sequential's InputLayer
-        excluded).
-      input_layer: a Sequential's InputLayer (config only).
-      inputs, outputs: a functional model's ``[name, node, tensor]`` refs,
-        already in Keras 3's ``input_layers``/``output_layers`` convention.
-      output_specs: ``(shape, dtype)`` of each model output.
-    """
-
-    layer: _Layer
-    sequential: bool
-    layers: List[_Layer]
-    input_layer: Optional[_Layer] = None
-    inputs: List[List[Any]] = dataclasses.field(default_factory=list)
-    outputs: List[List[Any]] = dataclasses.field(default_factory=list)
-    output_specs: List[Tuple[Shape, str]] = dataclasses.field(default_factory=list)
-
-
-def plan(model: LayersModel) -> None:
-    """Checks that ``model`` could be written (the topology maps and every tensor
-    matches the shape Keras builds), without reading or copying weight values.
-
-    Raises:
-      the errors of ``write_keras_h5``.
-    """
-    _plan(model, shapes_only=True)
-
-
-def _plan(model: LayersModel, shapes_only: bool = False) -> _Model:
-    if model.topology is None:
-        raise UsageError(
-            "the model has no topology (it comes from a weights-only source); Keras "
-            ".h5 and .keras files need a topology to rebuild the model. Convert from "
-            "a model.json with modelTopology, a full Keras model or a .keras file")
-    config = _root_config(model.topology)
-    pool = _TensorPool(model, shapes_only)
-    root = _Planner(pool).model(config, chain=(), where="the root model")
-    pool.check_all_claimed()
-    return root
-
-
-def _root_config(topology: Any) -> Dict[str, Any]:
-    if not isinstance(topology, dict):
-        raise InvalidModelError(
-            "modelTopology is a %s; want an object" % type(topology).__name__)
-    config = topology.get("model_config", topology)
-    if not isinstance(config, dict) or "class_name" not in config:
-        raise InvalidModelError(
-            "modelTopology has no model_config with a class_name; want "
-            "{\"model_config\": {\"class_name\": ..., \"config\": ...}}")
-    return config
+def _save_names_attr(group, name: str, values: List[bytes]) -> None:
+    """Stores a name list as Keras does (chunked above the HDF5 header limit)."""
+    from keras.src.legacy.saving.legacy_h5_format import save_attributes_to_hdf5_group
+    save_attributes_to_hdf5_group(group, name, values)
 
 
 # --------------------------------------------------------------------------
-# Tensors: found by name, claimed once, shape-checked.
+# Tensors: found by name, claimed once.
 
 
 class _TensorPool:
     """The model's tensors by name; each is claimed by exactly one variable."""
 
     def __init__(self, model: LayersModel, shapes_only: bool = False):
-        """``shapes_only``: hold zero-byte stand-ins of the right shape (planning
+        """``shapes_only``: hold zero-byte stand-ins of the right shape (a check
         reads shapes only), so checking a model costs no copy of its weights."""
         self._arrays: Dict[str, np.ndarray] = {}
         for tensor in model.tensors():
@@ -296,7 +284,7 @@ class _TensorPool:
                     "tensor %r has dtype %s; Keras layer weights are float32"
                     % (tensor.name, plain.dtype))
             _, array = wf.to_logical(tensor.name, np.asarray(plain.data))
-            self._arrays[tensor.name] = np.ascontiguousarray(array, dtype=np.float32)
+            self._arrays[tensor.name] = np.asarray(array, dtype=np.float32)
         # (scope, weight) -> names "<scope>/<one token>/<weight>".
         self._deep: Dict[Tuple[str, str], List[str]] = {}
         for name in self._arrays:
@@ -326,13 +314,37 @@ class _TensorPool:
     def array(self, name: str) -> np.ndarray:
         return self._arrays[name]
 
-    def claim(self, name: str, owner: str) -> np.ndarray:
-        if name in self._claimed:
+    def take(self, owner: "Owner", var_name: str,
+             expected: Optional[Sequence[Optional[int]]]) -> np.ndarray:
+        """The one tensor of ``owner``'s variable ``var_name``, shape-checked and claimed.
+
+        ``expected``: the variable's shape; a None dimension matches any size,
+        None any shape.
+        """
+        accepted = owner.aliases.get(var_name, (var_name,))
+        found = self.find(owner.scopes, accepted, owner.deep)
+        if not found:
+            looked = " or ".join(repr(s + "/" + accepted[0]) for s in owner.scopes[:2])
+            if owner.deep:
+                looked += " (optionally with one inner scope, e.g. a cell name)"
+            raise InvalidModelError("%s: no tensor for weight %r; looked for %s"
+                                    % (owner.where, var_name, looked))
+        if len(found) > 1:
+            raise InvalidModelError("%s: weight %r matches several tensors: %s"
+                                    % (owner.where, var_name, ", ".join(repr(f) for f in found)))
+        array = self._arrays[found[0]]
+        if expected is not None and (len(array.shape) != len(expected) or any(
+                e is not None and e != a for e, a in zip(expected, array.shape))):
+            raise InvalidModelError(
+                "%s: tensor %r has shape %s; Keras builds weight %r with shape %s"
+                % (owner.where, found[0], list(array.shape), var_name,
+                   [e if e is not None else "?" for e in expected]))
+        if found[0] in self._claimed:
             raise InvalidModelError(
                 "tensor %r matches weights of both %s and %s; give the layers "
-                "distinct names" % (name, self._claimed[name], owner))
-        self._claimed[name] = owner
-        return self._arrays[name]
+                "distinct names" % (found[0], self._claimed[found[0]], owner.where))
+        self._claimed[found[0]] = owner.where
+        return array
 
     def check_all_claimed(self) -> None:
         unused = [n for n in self._arrays if n not in self._claimed]
@@ -579,425 +591,20 @@ class _Spec:
 
     Attributes:
       keys: rules for the class's config keys (besides the generic ones).
-      weights: ``(config, input_shape, where) -> [(name, accepted tensor
-        names, shape, trainable)]`` in Keras variable order.
-      shape: ``(config, input_shapes, where) -> [output shapes]``.
       kind: ``plain``, ``rnn``, ``bidirectional``, ``time_distributed``.
       data_format: the class takes ``data_format`` (written explicitly).
-      cell: the Keras 3 cell class and name of an RNN layer.
-      merge: the layer takes a list of inputs (Add, Concatenate, Dot, ...).
     """
 
     keys: Dict[str, _Rule]
-    weights: Callable = lambda config, shape, where: []
-    shape: Callable = lambda config, shapes, where: [shapes]
     kind: str = "plain"
     data_format: bool = False
-    cell: Optional[Tuple[str, str]] = None
-    merge: bool = False
-
-
-# --------------------------------------------------------------------------
-# Shape arithmetic, as Keras 3 computes it.
-
-
-def _tuple(where: str, key: str, value: Any, rank: int) -> Tuple[int, ...]:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return (value,) * rank
-    if isinstance(value, (list, tuple)) and len(value) == rank and all(
-            isinstance(v, int) and not isinstance(v, bool) for v in value):
-        return tuple(value)
-    raise InvalidModelError("%s: %s=%r; want an integer or %d integers"
-                            % (where, key, value, rank))
-
-
-def _conv_length(n, k, stride, padding, dilation):
-    if n is None:
-        return None
-    span = (k - 1) * dilation + 1
-    if padding in ("same", "causal"):
-        return -(-n // stride)
-    return -(-(n - span + 1) // stride)
-
-
-def _deconv_length(n, k, stride, padding, output_padding, dilation):
-    if n is None:
-        return None
-    k = k + (k - 1) * (dilation - 1)
-    if output_padding is None:
-        return n * stride + max(k - stride, 0) if padding == "valid" else n * stride
-    pad = k // 2 if padding == "same" else 0
-    return (n - 1) * stride + k - 2 * pad + output_padding
-
-
-def _split_channels(config, shape: Shape) -> Tuple[Shape, Optional[int]]:
-    if config.get("data_format") == "channels_first":
-        return tuple(shape[2:]), shape[1]
-    return tuple(shape[1:-1]), shape[-1]
-
-
-def _join_channels(config, batch, spatial, channels) -> Shape:
-    if config.get("data_format") == "channels_first":
-        return (batch, channels) + tuple(spatial)
-    return (batch,) + tuple(spatial) + (channels,)
-
-
-def _conv_spatial(config, shape, rank, where, transpose=False):
-    spatial, _ = _split_channels(config, shape)
-    if len(spatial) != rank:
-        raise InvalidModelError("%s: input shape %s has no %d spatial axes"
-                                % (where, list(shape), rank))
-    kernel = _tuple(where, "kernel_size", config.get("kernel_size"), rank)
-    strides = _tuple(where, "strides", config.get("strides", 1), rank)
-    dilation = _tuple(where, "dilation_rate", config.get("dilation_rate", 1), rank)
-    padding = config.get("padding", "valid")
-    if padding not in ("valid", "same", "causal"):
-        raise UnsupportedLayerError("%s: padding %r is not supported" % (where, padding))
-    if transpose:
-        out_pad = config.get("output_padding")
-        if out_pad is None:
-            out_pad = (None,) * rank
-        else:
-            out_pad = _tuple(where, "output_padding", out_pad, rank)
-        out = [_deconv_length(n, k, s, padding, p, d)
-               for n, k, s, p, d in zip(spatial, kernel, strides, out_pad, dilation)]
-    else:
-        out = [_conv_length(n, k, s, padding, d)
-               for n, k, s, d in zip(spatial, kernel, strides, dilation)]
-    if any(n is not None and n <= 0 for n in out):
-        raise InvalidModelError("%s: input shape %s gives an empty output %s"
-                                % (where, list(shape), out))
-    return out, kernel
-
-
-def _conv(rank):
-    def weights(config, shape, where):
-        _, channels = _split_channels(config, shape)
-        kernel = _tuple(where, "kernel_size", config.get("kernel_size"), rank)
-        groups = config.get("groups", 1)
-        in_channels = None if channels is None else channels // groups
-        out = [("kernel", ("kernel",), kernel + (in_channels, config["filters"]), True)]
-        if config.get("use_bias", True):
-            out.append(("bias", ("bias",), (config["filters"],), True))
-        return out
-
-    def shape(config, shapes, where):
-        spatial, _ = _conv_spatial(config, shapes, rank, where)
-        return [_join_channels(config, shapes[0], spatial, config["filters"])]
-    return weights, shape
-
-
-def _conv_transpose(rank):
-    def weights(config, shape, where):
-        _, channels = _split_channels(config, shape)
-        kernel = _tuple(where, "kernel_size", config.get("kernel_size"), rank)
-        out = [("kernel", ("kernel",), kernel + (config["filters"], channels), True)]
-        if config.get("use_bias", True):
-            out.append(("bias", ("bias",), (config["filters"],), True))
-        return out
-
-    def shape(config, shapes, where):
-        spatial, _ = _conv_spatial(config, shapes, rank, where, transpose=True)
-        return [_join_channels(config, shapes[0], spatial, config["filters"])]
-    return weights, shape
-
-
-def _depthwise(rank):
-    def weights(config, shape, where):
-        _, channels = _split_channels(config, shape)
-        kernel = _tuple(where, "kernel_size", config.get("kernel_size"), rank)
-        multiplier = config.get("depth_multiplier", 1)
-        out = [("kernel", ("kernel", "depthwise_kernel"), kernel + (channels, multiplier), True)]
-        if config.get("use_bias", True):
-            out.append(("bias", ("bias",), (_mul(channels, multiplier),), True))
-        return out
-
-    def shape(config, shapes, where):
-        spatial, _ = _conv_spatial(config, shapes, rank, where)
-        _, channels = _split_channels(config, shapes)
-        out_channels = _mul(channels, config.get("depth_multiplier", 1))
-        return [_join_channels(config, shapes[0], spatial, out_channels)]
-    return weights, shape
-
-
-def _separable(rank):
-    def weights(config, shape, where):
-        _, channels = _split_channels(config, shape)
-        kernel = _tuple(where, "kernel_size", config.get("kernel_size"), rank)
-        multiplier = config.get("depth_multiplier", 1)
-        out = [("depthwise_kernel", ("depthwise_kernel",), kernel + (channels, multiplier), True),
-               ("pointwise_kernel", ("pointwise_kernel",),
-                (1,) * rank + (_mul(channels, multiplier), config["filters"]), True)]
-        if config.get("use_bias", True):
-            out.append(("bias", ("bias",), (config["filters"],), True))
-        return out
-
-    def shape(config, shapes, where):
-        spatial, _ = _conv_spatial(config, shapes, rank, where)
-        return [_join_channels(config, shapes[0], spatial, config["filters"])]
-    return weights, shape
-
-
-def _mul(a, b):
-    return None if a is None or b is None else a * b
-
-
-def _pool(rank):
-    def shape(config, shapes, where):
-        spatial, channels = _split_channels(config, shapes)
-        if len(spatial) != rank:
-            raise InvalidModelError("%s: input shape %s has no %d spatial axes"
-                                    % (where, list(shapes), rank))
-        pool = _tuple(where, "pool_size", config.get("pool_size", 2), rank)
-        strides = config.get("strides")
-        strides = pool if strides is None else _tuple(where, "strides", strides, rank)
-        padding = config.get("padding", "valid")
-        out = [_conv_length(n, k, s, padding, 1) for n, k, s in zip(spatial, pool, strides)]
-        return [_join_channels(config, shapes[0], out, channels)]
-    return shape
-
-
-def _global_pool(config, shapes, where):
-    spatial, channels = _split_channels(config, shapes)
-    if config.get("keepdims"):
-        return [_join_channels(config, shapes[0], (1,) * len(spatial), channels)]
-    return [(shapes[0], channels)]
-
-
-def _dense_weights(config, shape, where):
-    out = [("kernel", ("kernel",), (shape[-1], config["units"]), True)]
-    if config.get("use_bias", True):
-        out.append(("bias", ("bias",), (config["units"],), True))
-    return out
-
-
-def _flatten_shape(config, shapes, where):
-    rest = shapes[1:]
-    size = None if any(d is None for d in rest) else int(np.prod(rest, dtype=np.int64))
-    return [(shapes[0], size)]
-
-
-def _reshape_shape(config, shapes, where):
-    target = list(config.get("target_shape") or [])
-    if -1 in target:
-        known = shapes[1:]
-        rest = [d for d in target if d != -1]
-        if all(d is not None for d in known) and all(rest):
-            size = int(np.prod(known, dtype=np.int64)) // int(np.prod(rest, dtype=np.int64))
-            target[target.index(-1)] = size
-        else:
-            target[target.index(-1)] = None
-    return [(shapes[0],) + tuple(target)]
-
-
-def _permute_shape(config, shapes, where):
-    dims = config.get("dims") or []
-    if sorted(dims) != list(range(1, len(shapes))):
-        raise InvalidModelError("%s: dims %r do not permute input shape %s"
-                                % (where, dims, list(shapes)))
-    return [(shapes[0],) + tuple(shapes[d] for d in dims)]
-
-
-def _embedding_weights(config, shape, where):
-    return [("embeddings", ("embeddings",), (config["input_dim"], config["output_dim"]), True)]
-
-
-def _bn_weights(config, shape, where):
-    axis = config.get("axis", -1)
-    if not -len(shape) <= axis < len(shape):
-        raise InvalidModelError("%s: axis %d is outside input shape %s"
-                                % (where, axis, list(shape)))
-    dim = (shape[axis],)
-    out = []
-    if config.get("scale", True):
-        out.append(("gamma", ("gamma",), dim, True))
-    if config.get("center", True):
-        out.append(("beta", ("beta",), dim, True))
-    out.append(("moving_mean", ("moving_mean",), dim, False))
-    out.append(("moving_variance", ("moving_variance",), dim, False))
-    return out
-
-
-def _ln_weights(config, shape, where):
-    axis = config.get("axis", -1)
-    axes = axis if isinstance(axis, list) else [axis]
-    for a in axes:
-        if not isinstance(a, int) or not -len(shape) <= a < len(shape):
-            raise InvalidModelError("%s: axis %r is outside input shape %s"
-                                    % (where, axis, list(shape)))
-    dims = tuple(shape[a] for a in axes)
-    out = []
-    if config.get("scale", True):
-        out.append(("gamma", ("gamma",), dims, True))
-    if config.get("center", True):
-        out.append(("beta", ("beta",), dims, True))
-    return out
-
-
-def _prelu_weights(config, shape, where):
-    dims = list(shape[1:])
-    shared = config.get("shared_axes") or []
-    shared = [shared] if isinstance(shared, int) else shared
-    for axis in shared:
-        dims[axis - 1] = 1
-    return [("alpha", ("alpha",), tuple(dims), True)]
-
-
-def _repeat_shape(config, shapes, where):
-    return [(shapes[0], config["n"], shapes[1])]
-
-
-def _embedding_shape(config, shapes, where):
-    return [tuple(shapes) + (config["output_dim"],)]
-
-
-def _dense_shape(config, shapes, where):
-    return [tuple(shapes[:-1]) + (config["units"],)]
-
-
-def _broadcast(where, a: Shape, b: Shape) -> Shape:
-    if len(a) < len(b):
-        a, b = b, a
-    head = a[:len(a) - len(b)]
-    out = []
-    for x, y in zip(a[len(a) - len(b):], b):
-        if x is None or y is None:
-            out.append(None)
-        elif x == 1:
-            out.append(y)
-        elif y == 1 or x == y:
-            out.append(x)
-        else:
-            raise InvalidModelError("%s: input shapes %s and %s do not broadcast"
-                                    % (where, list(a), list(b)))
-    return tuple(head) + tuple(out)
-
-
-def _merge_shape(config, shapes, where):
-    if not isinstance(shapes, list) or len(shapes) < 2:
-        raise InvalidModelError("%s: a merge layer needs at least 2 inputs" % where)
-    out = tuple(shapes[0][1:])
-    for s in shapes[1:]:
-        out = _broadcast(where, out, tuple(s[1:]))
-    batches = [s[0] for s in shapes if s[0] is not None]
-    return [(batches[0] if batches else None,) + out]
-
-
-def _concat_shape(config, shapes, where):
-    if not isinstance(shapes, list) or len(shapes) < 2:
-        raise InvalidModelError("%s: Concatenate needs at least 2 inputs" % where)
-    rank = len(shapes[0])
-    axis = config.get("axis", -1) % rank
-    out = list(shapes[0])
-    for s in shapes[1:]:
-        if len(s) != rank:
-            raise InvalidModelError("%s: inputs of ranks %d and %d" % (where, rank, len(s)))
-        for i, d in enumerate(s):
-            if i == axis:
-                out[i] = None if out[i] is None or d is None else out[i] + d
-            elif out[i] is None:
-                out[i] = d
-    return [tuple(out)]
-
-
-def _dot_shape(config, shapes, where):
-    if not isinstance(shapes, list) or len(shapes) != 2:
-        raise InvalidModelError("%s: Dot needs exactly 2 inputs" % where)
-    a, b = list(shapes[0]), list(shapes[1])
-    axes = config.get("axes")
-    axes = [axes, axes] if isinstance(axes, int) else list(axes)
-    axes = [axes[0] % len(a), axes[1] % len(b)]
-    a.pop(axes[0])
-    b.pop(axes[1])
-    b.pop(0)
-    out = a + b
-    if len(out) == 1:
-        out.append(1)
-    return [tuple(out)]
-
-
-def _pairs(where, key, value, rank) -> List[Tuple[int, int]]:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return [(value, value)] * rank
-    if isinstance(value, (list, tuple)) and len(value) == rank:
-        out = []
-        for v in value:
-            if isinstance(v, int) and not isinstance(v, bool):
-                out.append((v, v))
-            elif isinstance(v, (list, tuple)) and len(v) == 2:
-                out.append((v[0], v[1]))
-            else:
-                raise InvalidModelError("%s: %s=%r" % (where, key, value))
-        return out
-    if rank == 1 and isinstance(value, (list, tuple)) and len(value) == 2:
-        return [(value[0], value[1])]
-    raise InvalidModelError("%s: %s=%r; want %d pairs" % (where, key, value, rank))
-
-
-def _padding_like(rank, key, sign):
-    def shape(config, shapes, where):
-        spatial, channels = _split_channels(config, shapes)
-        pads = _pairs(where, key, config.get(key, 1 if sign > 0 else 0), rank)
-        out = [None if n is None else n + sign * (lo + hi) for n, (lo, hi) in zip(spatial, pads)]
-        return [_join_channels(config, shapes[0], out, channels)]
-    return shape
-
-
-def _upsampling(rank):
-    def shape(config, shapes, where):
-        spatial, channels = _split_channels(config, shapes)
-        size = _tuple(where, "size", config.get("size", 2), rank)
-        out = [None if n is None else n * s for n, s in zip(spatial, size)]
-        return [_join_channels(config, shapes[0], out, channels)]
-    return shape
-
-
-def _upsampling1d(config, shapes, where):
-    size = config.get("size", 2)
-    return [(shapes[0], None if shapes[1] is None else shapes[1] * size, shapes[2])]
-
-
-def _rnn_weights(gates: int):
-    def weights(config, shape, where):
-        units = config["units"]
-        out = [("kernel", ("kernel",), (shape[-1], gates * units), True),
-               ("recurrent_kernel", ("recurrent_kernel",), (units, gates * units), True)]
-        if config.get("use_bias", True):
-            bias = (2, gates * units) if config.get("reset_after") else (gates * units,)
-            out.append(("bias", ("bias",), bias, True))
-        return out
-    return weights
-
-
-def _rnn_shape(states: int):
-    def shape(config, shapes, where):
-        if len(shapes) != 3:
-            raise InvalidModelError("%s: input shape %s is not (batch, time, features)"
-                                    % (where, list(shapes)))
-        units = config["units"]
-        if config.get("return_sequences"):
-            out = [(shapes[0], shapes[1], units)]
-        else:
-            out = [(shapes[0], units)]
-        if config.get("return_state"):
-            out += [(shapes[0], units)] * states
-        return out
-    return shape
 
 
 # --------------------------------------------------------------------------
 # The layer table.
 
-_W_CONV1, _S_CONV1 = _conv(1)
-_W_CONV2, _S_CONV2 = _conv(2)
-_W_CONV3, _S_CONV3 = _conv(3)
-_W_CONVT2, _S_CONVT2 = _conv_transpose(2)
-_W_CONVT3, _S_CONVT3 = _conv_transpose(3)
-_W_DW2, _S_DW2 = _depthwise(2)
-_W_SEP1, _S_SEP1 = _separable(1)
-_W_SEP2, _S_SEP2 = _separable(2)
 _NOISE = _keeps("seed")
-_MERGE = _Spec({}, shape=_merge_shape, merge=True)
+_MERGE = _Spec({})
 
 _LAYERS: Dict[str, _Spec] = {
     "Dense": _Spec(
@@ -1005,32 +612,31 @@ _LAYERS: Dict[str, _Spec] = {
                _regs("kernel_regularizer", "bias_regularizer"),
                _constraints("kernel_constraint", "bias_constraint"),
                activation=_act, lora_rank=_only(None), lora_alpha=_only(None),
-               quantization_config=_only(None)),
-        _dense_weights, _dense_shape),
-    "Conv1D": _Spec(_CONV, _W_CONV1, _S_CONV1, data_format=True),
-    "Conv2D": _Spec(_CONV, _W_CONV2, _S_CONV2, data_format=True),
-    "Conv3D": _Spec(_CONV, _W_CONV3, _S_CONV3, data_format=True),
-    "Conv2DTranspose": _Spec(_CONV_TRANSPOSE, _W_CONVT2, _S_CONVT2, data_format=True),
-    "Conv3DTranspose": _Spec(_CONV_TRANSPOSE, _W_CONVT3, _S_CONVT3, data_format=True),
-    "DepthwiseConv2D": _Spec(_DEPTHWISE, _W_DW2, _S_DW2, data_format=True),
-    "SeparableConv1D": _Spec(_SEPARABLE, _W_SEP1, _S_SEP1, data_format=True),
-    "SeparableConv2D": _Spec(_SEPARABLE, _W_SEP2, _S_SEP2, data_format=True),
-    "MaxPooling1D": _Spec(_POOL, shape=_pool(1), data_format=True),
-    "MaxPooling2D": _Spec(_POOL, shape=_pool(2), data_format=True),
-    "MaxPooling3D": _Spec(_POOL, shape=_pool(3), data_format=True),
-    "AveragePooling1D": _Spec(_POOL, shape=_pool(1), data_format=True),
-    "AveragePooling2D": _Spec(_POOL, shape=_pool(2), data_format=True),
-    "AveragePooling3D": _Spec(_POOL, shape=_pool(3), data_format=True),
-    "GlobalMaxPooling1D": _Spec(_GLOBAL_POOL, shape=_global_pool, data_format=True),
-    "GlobalMaxPooling2D": _Spec(_GLOBAL_POOL, shape=_global_pool, data_format=True),
-    "GlobalMaxPooling3D": _Spec(_GLOBAL_POOL, shape=_global_pool, data_format=True),
-    "GlobalAveragePooling1D": _Spec(_GLOBAL_POOL, shape=_global_pool, data_format=True),
-    "GlobalAveragePooling2D": _Spec(_GLOBAL_POOL, shape=_global_pool, data_format=True),
-    "GlobalAveragePooling3D": _Spec(_GLOBAL_POOL, shape=_global_pool, data_format=True),
-    "Flatten": _Spec(_keeps("data_format"), shape=_flatten_shape, data_format=True),
-    "Reshape": _Spec(_keeps("target_shape"), shape=_reshape_shape),
-    "Permute": _Spec(_keeps("dims"), shape=_permute_shape),
-    "RepeatVector": _Spec(_keeps("n"), shape=_repeat_shape),
+               quantization_config=_only(None))),
+    "Conv1D": _Spec(_CONV, data_format=True),
+    "Conv2D": _Spec(_CONV, data_format=True),
+    "Conv3D": _Spec(_CONV, data_format=True),
+    "Conv2DTranspose": _Spec(_CONV_TRANSPOSE, data_format=True),
+    "Conv3DTranspose": _Spec(_CONV_TRANSPOSE, data_format=True),
+    "DepthwiseConv2D": _Spec(_DEPTHWISE, data_format=True),
+    "SeparableConv1D": _Spec(_SEPARABLE, data_format=True),
+    "SeparableConv2D": _Spec(_SEPARABLE, data_format=True),
+    "MaxPooling1D": _Spec(_POOL, data_format=True),
+    "MaxPooling2D": _Spec(_POOL, data_format=True),
+    "MaxPooling3D": _Spec(_POOL, data_format=True),
+    "AveragePooling1D": _Spec(_POOL, data_format=True),
+    "AveragePooling2D": _Spec(_POOL, data_format=True),
+    "AveragePooling3D": _Spec(_POOL, data_format=True),
+    "GlobalMaxPooling1D": _Spec(_GLOBAL_POOL, data_format=True),
+    "GlobalMaxPooling2D": _Spec(_GLOBAL_POOL, data_format=True),
+    "GlobalMaxPooling3D": _Spec(_GLOBAL_POOL, data_format=True),
+    "GlobalAveragePooling1D": _Spec(_GLOBAL_POOL, data_format=True),
+    "GlobalAveragePooling2D": _Spec(_GLOBAL_POOL, data_format=True),
+    "GlobalAveragePooling3D": _Spec(_GLOBAL_POOL, data_format=True),
+    "Flatten": _Spec(_keeps("data_format"), data_format=True),
+    "Reshape": _Spec(_keeps("target_shape")),
+    "Permute": _Spec(_keeps("dims")),
+    "RepeatVector": _Spec(_keeps("n")),
     "Activation": _Spec({"activation": _act}),
     "Dropout": _Spec(_keeps("rate", "noise_shape", "seed")),
     "SpatialDropout1D": _Spec(_rules(_keeps("rate", "seed"), noise_shape=_only(None))),
@@ -1047,8 +653,7 @@ _LAYERS: Dict[str, _Spec] = {
                _regs("embeddings_regularizer"), _constraints("embeddings_constraint"),
                mask_zero=_bool_or_default,
                input_length=_drop,  # Keras 3 reads the length from the input shape
-               lora_rank=_only(None), lora_alpha=_only(None), quantization_config=_only(None)),
-        _embedding_weights, _embedding_shape),
+               lora_rank=_only(None), lora_alpha=_only(None), quantization_config=_only(None))),
     "BatchNormalization": _Spec(
         _rules(_keeps("momentum", "epsilon", "center", "scale", "synchronized"),
                _inits("beta_initializer", "gamma_initializer", "moving_mean_initializer",
@@ -1056,15 +661,13 @@ _LAYERS: Dict[str, _Spec] = {
                _regs("beta_regularizer", "gamma_regularizer"),
                _constraints("beta_constraint", "gamma_constraint"),
                axis=_int_axis, renorm=_keep_if(False), renorm_clipping=_keep_if(None),
-               renorm_momentum=_keep),
-        _bn_weights),
+               renorm_momentum=_keep)),
     "LayerNormalization": _Spec(
         _rules(_keeps("axis", "epsilon", "center", "scale"),
                _inits("beta_initializer", "gamma_initializer"),
                _regs("beta_regularizer", "gamma_regularizer"),
                _constraints("beta_constraint", "gamma_constraint"),
-               rms_scaling=_only(False, None)),  # deprecated in Keras 3; TF.js has none
-        _ln_weights),
+               rms_scaling=_only(False, None))),  # deprecated in Keras 3; TF.js has none
     "ReLU": _Spec(_keeps("max_value", "negative_slope", "threshold")),
     "LeakyReLU": _Spec({"negative_slope": _keep, "alpha": _rename("negative_slope")}),
     "ELU": _Spec(_keeps("alpha")),
@@ -1075,34 +678,32 @@ _LAYERS: Dict[str, _Spec] = {
     "Softmax": _Spec(_keeps("axis")),
     "PReLU": _Spec(
         _rules(_inits("alpha_initializer"), _regs("alpha_regularizer"),
-               _constraints("alpha_constraint"), shared_axes=_keep),
-        _prelu_weights),
+               _constraints("alpha_constraint"), shared_axes=_keep)),
     "Add": _MERGE, "Subtract": _MERGE, "Multiply": _MERGE, "Average": _MERGE,
     "Maximum": _MERGE, "Minimum": _MERGE,
-    "Concatenate": _Spec(_keeps("axis"), shape=_concat_shape, merge=True),
-    "Dot": _Spec(_keeps("axes", "normalize"), shape=_dot_shape, merge=True),
-    "ZeroPadding1D": _Spec(_keeps("padding", "data_format"), shape=_padding_like(1, "padding", 1),
+    "Concatenate": _Spec(_keeps("axis")),
+    "Dot": _Spec(_keeps("axes", "normalize")),
+    "ZeroPadding1D": _Spec(_keeps("padding", "data_format"),
                            data_format=True),
-    "ZeroPadding2D": _Spec(_keeps("padding", "data_format"), shape=_padding_like(2, "padding", 1),
+    "ZeroPadding2D": _Spec(_keeps("padding", "data_format"),
                            data_format=True),
-    "ZeroPadding3D": _Spec(_keeps("padding", "data_format"), shape=_padding_like(3, "padding", 1),
+    "ZeroPadding3D": _Spec(_keeps("padding", "data_format"),
                            data_format=True),
-    "Cropping1D": _Spec(_keeps("cropping"), shape=_padding_like(1, "cropping", -1)),
-    "Cropping2D": _Spec(_keeps("cropping", "data_format"), shape=_padding_like(2, "cropping", -1),
+    "Cropping1D": _Spec(_keeps("cropping")),
+    "Cropping2D": _Spec(_keeps("cropping", "data_format"),
                         data_format=True),
-    "Cropping3D": _Spec(_keeps("cropping", "data_format"), shape=_padding_like(3, "cropping", -1),
+    "Cropping3D": _Spec(_keeps("cropping", "data_format"),
                         data_format=True),
-    "UpSampling1D": _Spec(_keeps("size"), shape=_upsampling1d),
-    "UpSampling2D": _Spec(_keeps("size", "data_format", "interpolation"), shape=_upsampling(2),
+    "UpSampling1D": _Spec(_keeps("size")),
+    "UpSampling2D": _Spec(_keeps("size", "data_format", "interpolation"),
                           data_format=True),
-    "UpSampling3D": _Spec(_keeps("size", "data_format"), shape=_upsampling(3), data_format=True),
-    "SimpleRNN": _Spec(_RNN_BASE, _rnn_weights(1), _rnn_shape(1), kind="rnn",
-                       cell=("SimpleRNNCell", "simple_rnn_cell")),
+    "UpSampling3D": _Spec(_keeps("size", "data_format"), data_format=True),
+    "SimpleRNN": _Spec(_RNN_BASE, kind="rnn"),
     "LSTM": _Spec(_rules(_RNN_BASE, recurrent_activation=_act, unit_forget_bias=_bool_or_default,
                          use_cudnn=_keep),
-                  _rnn_weights(4), _rnn_shape(2), kind="rnn", cell=("LSTMCell", "lstm_cell")),
+                  kind="rnn"),
     "GRU": _Spec(_rules(_RNN_BASE, recurrent_activation=_act, reset_after=_keep, use_cudnn=_keep),
-                 _rnn_weights(3), _rnn_shape(1), kind="rnn", cell=("GRUCell", "gru_cell")),
+                 kind="rnn"),
     "Bidirectional": _Spec({"merge_mode": _keep, "layer": _wrapped, "backward_layer": _wrapped},
                            kind="bidirectional"),
     "TimeDistributed": _Spec({"layer": _wrapped}, kind="time_distributed"),
@@ -1130,16 +731,6 @@ _TFJS_DEFAULTS = {
 }
 # Layers Keras 3 writes under another class.
 _KERAS_CLASS = {"ThresholdedReLU": "ReLU"}
-# Keras 3 classes whose instances record no build shapes (they keep the
-# default Layer.build): Keras writes no build_config for them.
-_NO_BUILD_CONFIG = frozenset([
-    "Activation", "AlphaDropout", "AveragePooling1D", "AveragePooling2D", "AveragePooling3D",
-    "Dropout", "ELU", "GaussianDropout", "GaussianNoise", "GlobalAveragePooling1D",
-    "GlobalAveragePooling2D", "GlobalAveragePooling3D", "GlobalMaxPooling1D",
-    "GlobalMaxPooling2D", "GlobalMaxPooling3D", "LeakyReLU", "Masking", "MaxPooling1D",
-    "MaxPooling2D", "MaxPooling3D", "ReLU", "Reshape", "Softmax", "SpatialDropout1D",
-    "SpatialDropout2D", "SpatialDropout3D",
-])
 _UNSUPPORTED_WHY = {
     "ConvLSTM2D": "its weights need a layout these writers do not map",
     "Lambda": "TF.js cannot hold Python code",
@@ -1152,6 +743,10 @@ _MODEL_CLASSES = {"Sequential": "Sequential", "Model": "Functional", "Functional
 _RNN_CLASSES = ("SimpleRNN", "LSTM", "GRU")
 
 
+# TF.js names of Keras 3 variables that TF.js spells otherwise.
+_VAR_ALIASES = {"DepthwiseConv2D": {"kernel": ("kernel", "depthwise_kernel")}}
+
+
 def _snake_case(class_name: str) -> str:
     """The attribute-style name Keras 3 gives a class in model.weights.h5."""
     name = re.sub(r"\W+", "", class_name)
@@ -1159,38 +754,111 @@ def _snake_case(class_name: str) -> str:
     return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
 
 
-def _unique(base: str, used: Dict[str, int]) -> str:
-    if base in used:
-        used[base] += 1
-        return "%s_%d" % (base, used[base])
-    used[base] = 0
-    return base
-
-
 # --------------------------------------------------------------------------
-# Planning: topology -> Keras 3 objects.
+# Translation: TF.js topology -> Keras 3 config, and who owns which tensors.
+
+
+@dataclasses.dataclass
+class Owner:
+    """A layer that owns variables, as the translation sees it.
+
+    Attributes:
+      where: the layer as error messages name it (``layer 'm/d' (Dense)``).
+      class_name: its Keras 3 class.
+      config: its Keras 3 config body (the dict inside the translated config).
+      scopes: tensor-name prefixes of its weights, most specific first.
+      deep: a weight may carry one inner scope (RNN cells, wrapped layers).
+      aliases: Keras variable name -> accepted tensor weight names.
+    """
+
+    where: str
+    class_name: str
+    config: Dict[str, Any]
+    scopes: List[str]
+    deep: bool
+    aliases: Dict[str, Tuple[str, ...]]
+
+
+@dataclasses.dataclass
+class Translation:
+    """A TF.js topology in Keras 3 terms.
+
+    Attributes:
+      config: the root model's serialized Keras 3 config (module, class_name,
+        config, registered_name), for ``keras.saving.deserialize_keras_object``.
+      owners: layer address (enclosing model and wrapper names, then the
+        layer's) -> the layer's Owner, for every layer that may own variables.
+      trainable: address -> ``trainable`` of every model and layer.
+      functional_layers: address of each functional model -> its layer names.
+      pool: the model's tensors.
+    """
+
+    config: Dict[str, Any]
+    owners: Dict[Tuple[str, ...], Owner]
+    trainable: Dict[Tuple[str, ...], bool]
+    functional_layers: Dict[Tuple[str, ...], List[str]]
+    pool: _TensorPool
+
+
+def translate(model: LayersModel, shapes_only: bool = False) -> Translation:
+    """Translates ``model``'s topology (no TensorFlow or Keras needed).
+
+    ``shapes_only``: the pool holds shape stand-ins, not the weight values.
+
+    Raises:
+      UsageError: the model has no topology.
+      InvalidModelError / UnsupportedLayerError: as ``write_keras_h5``.
+    """
+    if model.topology is None:
+        raise UsageError(
+            "the model has no topology (it comes from a weights-only source); Keras "
+            ".h5 and .keras files need a topology to rebuild the model. Convert from "
+            "a model.json with modelTopology, a full Keras model or a .keras file")
+    config = _root_config(model.topology)
+    pool = _TensorPool(model, shapes_only)
+    translator = _Translator(pool)
+    root = translator.model(config, chain=(), where="the root model")
+    for owner in translator.owners.values():
+        translator.complete(owner)
+    return Translation(root, translator.owners, translator.trainable,
+                       translator.functional_layers, pool)
+
+
+def _root_config(topology: Any) -> Dict[str, Any]:
+    if not isinstance(topology, dict):
+        raise InvalidModelError(
+            "modelTopology is a %s; want an object" % type(topology).__name__)
+    config = topology.get("model_config", topology)
+    if not isinstance(config, dict) or "class_name" not in config:
+        raise InvalidModelError(
+            "modelTopology has no model_config with a class_name; want "
+            "{\"model_config\": {\"class_name\": ..., \"config\": ...}}")
+    return config
 
 
 def _describe(chain: Sequence[str], name: Any, class_name: Any) -> str:
     return "layer %r (%s)" % ("/".join(tuple(chain) + (str(name),)), class_name)
 
 
-def _shape_list(shape) -> Any:
-    if isinstance(shape, list):
-        return [_shape_list(s) for s in shape]
-    return list(shape)
+def _serialized(module: str, class_name: str, config: Dict[str, Any],
+                registered_name: Optional[str] = None) -> Dict[str, Any]:
+    return {"module": module, "class_name": class_name, "config": config,
+            "registered_name": registered_name}
 
 
-class _Planner:
-    """Turns the TF.js topology into ``_Model``/``_Layer`` objects."""
+class _Translator:
+    """Turns the TF.js topology into Keras 3 configs, recording the owners."""
 
     def __init__(self, pool: _TensorPool):
         self._pool = pool
+        self.owners: Dict[Tuple[str, ...], Owner] = {}
+        self.trainable: Dict[Tuple[str, ...], bool] = {}
+        self.functional_layers: Dict[Tuple[str, ...], List[str]] = {}
 
     # ---- models
 
-    def model(self, entry: Dict[str, Any], chain: Tuple[str, ...], where: str,
-              path_prefix: str = "") -> _Model:
+    def model(self, entry: Dict[str, Any], chain: Tuple[str, ...], where: str
+              ) -> Dict[str, Any]:
         class_name = entry.get("class_name")
         if class_name not in _MODEL_CLASSES:
             raise InvalidModelError(
@@ -1203,47 +871,33 @@ class _Planner:
         name = config.get("name")
         if not isinstance(name, str) or not name:
             raise InvalidModelError("%s: config has no name" % where)
-        trainable = config.get("trainable", True)
+        trainable = bool(config.get("trainable", True))
+        self.trainable[chain + (name,)] = trainable
         if _MODEL_CLASSES[class_name] == "Sequential":
-            return self._sequential(config, name, bool(trainable), chain, path_prefix)
-        return self._functional(config, name, bool(trainable), chain)
+            return self._sequential(config, name, trainable, chain)
+        return self._functional(config, name, trainable, chain)
 
-    def _sequential(self, config, name, trainable, chain, path_prefix) -> _Model:
+    def _sequential(self, config, name, trainable, chain) -> Dict[str, Any]:
         chain = chain + (name,)
-        # A Sequential builds its layers inside its own name scope.
-        path = (path_prefix + "/" if path_prefix else "") + name
         entries = list(config["layers"])
         if not entries:
             raise InvalidModelError("Sequential %r has no layers" % "/".join(chain))
         input_layer, entries = self._sequential_input(entries, chain)
-        used_names = {input_layer.name}
-        layers = []
-        shape, dtype = tuple(input_layer.config["batch_shape"]), input_layer.config["dtype"]
+        used_names = {input_layer["config"]["name"]}
+        layers = [input_layer]
         for entry in entries:
             class_name = entry.get("class_name") if isinstance(entry, dict) else None
             where = _describe(chain, _entry_name(entry), class_name)
-            layer = self.layer(entry, chain, path, where)
-            if layer.name in used_names:
+            layer = self.layer(entry, chain, where)
+            layer_name = layer["config"]["name"]
+            if layer_name in used_names:
                 raise InvalidModelError("%s: the name %r is used twice in Sequential %r"
-                                        % (where, layer.name, "/".join(chain)))
-            used_names.add(layer.name)
-            outputs = self._call(layer, shape)
-            if len(outputs) != 1:
-                raise InvalidModelError("%s: a Sequential layer must have one output, this one "
-                                        "has %d" % (where, len(outputs)))
-            shape, dtype = outputs[0]
+                                        % (where, layer_name, "/".join(chain)))
+            used_names.add(layer_name)
             layers.append(layer)
-        model_layer = _Layer("Sequential", name, {}, trainable=trainable,
-                             sublayers=[], build_shape=list(input_layer.config["batch_shape"]))
-        model = _Model(model_layer, True, layers, input_layer=input_layer,
-                       output_specs=[(shape, dtype)])
-        model_layer.model = model
-        model_layer.config = {
+        return _serialized("keras", "Sequential", {
             "name": name, "trainable": trainable, "dtype": _dtype_policy("float32"),
-            "layers": None,  # filled by the emitter
-            "build_input_shape": list(input_layer.config["batch_shape"]),
-        }
-        return model
+            "layers": layers, "build_input_shape": list(input_layer["config"]["batch_shape"])})
 
     def _sequential_input(self, entries, chain):
         first = entries[0]
@@ -1256,7 +910,7 @@ class _Planner:
         shape = config.get("batch_input_shape", config.get("batch_shape"))
         dtype = config.get("dtype")
         if shape is None and first.get("class_name") in _MODEL_CLASSES:
-            inner = self._peek_model_input(first, chain)
+            inner = _peek_model_input(first)
             if inner is not None:
                 shape, dtype = inner
         if shape is None:
@@ -1269,20 +923,7 @@ class _Planner:
         return self._input_layer({"batch_input_shape": shape, "dtype": dtype},
                                  chain, input_name), entries
 
-    def _peek_model_input(self, entry, chain):
-        config = entry.get("config")
-        if not isinstance(config, dict) or not isinstance(config.get("layers"), list):
-            return None
-        if not config["layers"]:
-            return None
-        first = config["layers"][0]
-        if not isinstance(first, dict) or not isinstance(first.get("config"), dict):
-            return None
-        inner = first["config"]
-        shape = inner.get("batch_input_shape", inner.get("batch_shape"))
-        return (shape, inner.get("dtype")) if shape is not None else None
-
-    def _input_layer(self, config, chain, name) -> _Layer:
+    def _input_layer(self, config, chain, name) -> Dict[str, Any]:
         where = _describe(chain, name, "InputLayer")
         if not isinstance(name, str) or not name:
             raise InvalidModelError("%s: InputLayer has no name" % where)
@@ -1298,16 +939,16 @@ class _Planner:
         for key in ("sparse", "ragged", "optional"):
             if config.get(key):
                 raise UnsupportedLayerError("%s: %s inputs are not supported" % (where, key))
-        dtype = _dtype_name(where, config.get("dtype"))
-        return _Layer("InputLayer", name, {
-            "batch_shape": list(shape), "dtype": dtype, "sparse": False, "ragged": False,
-            "name": name, "optional": False})
+        return _serialized("keras.layers", "InputLayer", {
+            "batch_shape": list(shape), "dtype": _dtype_name(where, config.get("dtype")),
+            "sparse": False, "ragged": False, "name": name, "optional": False})
 
-    def _functional(self, config, name, trainable, chain) -> _Model:
+    def _functional(self, config, name, trainable, chain) -> Dict[str, Any]:
         chain = chain + (name,)
         entries = config["layers"]
-        by_name: Dict[str, _Layer] = {}
-        order: List[str] = []
+        nodes: Dict[str, List[List[Tuple[str, int, int, Dict[str, Any]]]]] = {}
+        is_model: Dict[str, bool] = {}
+        layers: List[Dict[str, Any]] = []
         for entry in entries:
             if not isinstance(entry, dict):
                 raise InvalidModelError("model %r: layer entry %r is not an object"
@@ -1320,149 +961,60 @@ class _Planner:
             if isinstance(inner, dict) and "name" in inner and inner["name"] != lname:
                 raise InvalidModelError("%s: entry name %r differs from its config name %r"
                                         % (where, lname, inner["name"]))
-            if lname in by_name:
+            if lname in nodes:
                 raise InvalidModelError("%s: the name %r is used twice in model %r"
                                         % (where, lname, "/".join(chain)))
             if entry.get("class_name") == "InputLayer":
                 layer = self._input_layer(inner if isinstance(inner, dict) else {}, chain, lname)
-                layer.nodes = [_Node([], {}, outputs=[(tuple(layer.config["batch_shape"]),
-                                                       layer.config["dtype"])])]
+                nodes[lname] = []
             else:
                 # Functional models do not open a name scope for their layers.
-                layer = self.layer(entry, chain, "", where)
-                layer.nodes = [self._node(n, chain, lname) for n in _inbound(entry, where)]
-            by_name[lname] = layer
-            order.append(lname)
+                layer = self.layer(entry, chain, where)
+                nodes[lname] = [_node(n, chain, lname) for n in _inbound(entry, where)]
+            is_model[lname] = entry.get("class_name") in _MODEL_CLASSES
+            layers.append(dict(layer, name=lname))
         inputs = _refs(config.get("input_layers"), "input_layers", chain)
         outputs = _refs(config.get("output_layers"), "output_layers", chain)
         for ref in inputs:
-            if ref[0] not in by_name or by_name[ref[0]].class_name != "InputLayer":
+            if ref[0] not in nodes or layers[list(nodes).index(ref[0])]["class_name"] != \
+                    "InputLayer":
                 raise InvalidModelError("model %r: input %r is not an InputLayer of the model"
                                         % ("/".join(chain), ref[0]))
-        self._resolve_nodes(by_name, order, chain)
-        keras_inputs = [self._keras_ref(by_name, r, chain, "input_layers") for r in inputs]
-        keras_outputs = [self._keras_ref(by_name, r, chain, "output_layers") for r in outputs]
-        layers = _keras_layer_order(by_name, [_node_ref(by_name, r) for r in inputs],
-                                    [_node_ref(by_name, r) for r in outputs], chain)
-        output_specs = []
-        for ref in outputs:
-            layer, node_index, tensor_index = _node_ref(by_name, ref)
-            output_specs.append(by_name[layer].nodes[node_index].outputs[tensor_index])
-        model_layer = _Layer("Functional", name, {}, trainable=trainable, build_shape=None)
-        model = _Model(model_layer, False, [by_name[n] for n in layers],
-                       inputs=keras_inputs, outputs=keras_outputs, output_specs=output_specs)
-        model_layer.model = model
-        model_layer.config = {"name": name, "trainable": trainable, "layers": None,
-                              "input_layers": None, "output_layers": None}
-        return model
+        _check_calls(nodes, is_model, chain)
+        for layer in layers:
+            # Keras 3 reads the Keras-2 list form; node indices in its own counting.
+            layer["inbound_nodes"] = [
+                [[n, _keras_node_index(is_model[n], i), t, kwargs] for n, i, t, kwargs in node]
+                for node in nodes[layer["name"]]]
+        self.functional_layers[chain] = list(nodes)
+        return _serialized("keras.src.models.functional", "Functional", {
+            "name": name, "trainable": trainable, "layers": layers,
+            "input_layers": _unwrap([self._keras_ref(nodes, is_model, r, chain, "input_layers")
+                                     for r in inputs]),
+            "output_layers": _unwrap([self._keras_ref(nodes, is_model, r, chain,
+                                                      "output_layers") for r in outputs])},
+            "Functional")
 
-    def _node(self, node, chain, lname) -> _Node:
-        where = _describe(chain, lname, "node")
-        if not isinstance(node, list) or not node:
-            raise InvalidModelError("%s: inbound node %r is not a non-empty list of [layer, node, "
-                                    "tensor, kwargs] entries" % (where, node))
-        refs, kwargs = [], None
-        for item in node:
-            if not isinstance(item, list) or len(item) not in (3, 4) or \
-                    not isinstance(item[0], str) or not all(_is_count(v) for v in item[1:3]):
-                raise InvalidModelError("%s: inbound entry %r is not [layer, node, tensor, kwargs]"
-                                        % (where, item))
-            refs.append((item[0], item[1], item[2]))
-            item_kwargs = item[3] if len(item) == 4 else {}
-            if not isinstance(item_kwargs, dict) or any(
-                    isinstance(v, (list, dict)) for v in item_kwargs.values()):
-                raise UnsupportedLayerError(
-                    "%s: call arguments %r are not supported (only plain values)"
-                    % (where, item_kwargs))
-            if kwargs is not None and item_kwargs != kwargs:
-                raise InvalidModelError("%s: the inputs of one call carry different kwargs"
-                                        % where)
-            kwargs = item_kwargs
-        return _Node(refs, dict(kwargs or {}))
-
-    def _resolve_nodes(self, by_name, order, chain):
-        """Computes node outputs in dependency order, as Keras calls the layers."""
-        pending = {n: list(range(len(by_name[n].nodes))) for n in order
-                   if by_name[n].class_name != "InputLayer"}
-        done = {n: (1 if by_name[n].class_name == "InputLayer" else 0) for n in order}
-        while pending:
-            progress = False
-            for lname in order:
-                if lname not in pending:
-                    continue
-                layer = by_name[lname]
-                while pending[lname]:
-                    index = pending[lname][0]
-                    node = layer.nodes[index]
-                    specs = self._input_specs(by_name, done, node, chain, lname)
-                    if specs is None:
-                        break
-                    shapes = [s for s, _ in specs]
-                    outputs = self._call(layer, shapes[0] if len(shapes) == 1 else shapes)
-                    node.input_specs = specs
-                    node.outputs = outputs
-                    node.inputs = [(n, _keras_node_index(by_name[n], i), t)
-                                   for n, i, t in node.inputs]
-                    done[lname] += 1
-                    pending[lname].pop(0)
-                    progress = True
-                if not pending[lname]:
-                    del pending[lname]
-            if not progress:
-                stuck = ", ".join(sorted(pending))
-                raise InvalidModelError(
-                    "model %r: the calls of layer(s) %s never get their inputs (a cycle, or a "
-                    "reference to a missing layer or node)" % ("/".join(chain), stuck))
-
-    def _input_specs(self, by_name, done, node, chain, lname):
-        """The inputs' ``(shape, dtype)``, or None while one is not computed yet."""
-        where = _describe(chain, lname, "node")
-        specs = []
-        for ref_name, index, tensor in node.inputs:
-            if ref_name not in by_name:
-                raise InvalidModelError("%s: input from unknown layer %r" % (where, ref_name))
-            source = by_name[ref_name]
-            keras_index = _keras_node_index(source, index)
-            if keras_index < 0:
-                raise InvalidModelError(
-                    "%s: input %r node %d refers to the nested model's own input node; want >= 1"
-                    % (where, ref_name, index))
-            if keras_index >= len(source.nodes):
-                raise InvalidModelError("%s: layer %r has no node %d" % (where, ref_name, index))
-            if keras_index >= done[ref_name]:
-                return None
-            outputs = source.nodes[keras_index].outputs
-            if tensor >= len(outputs):
-                raise InvalidModelError("%s: layer %r node %d has no output %d"
-                                        % (where, ref_name, index, tensor))
-            specs.append(outputs[tensor])
-        return specs
-
-    def _keras_ref(self, by_name, ref, chain, key):
+    def _keras_ref(self, nodes, is_model, ref, chain, key):
         name, index, tensor = ref
-        if name not in by_name:
+        if name not in nodes:
             raise InvalidModelError("model %r: %s names unknown layer %r"
                                     % ("/".join(chain), key, name))
-        layer = by_name[name]
-        keras_index = _keras_node_index(layer, index)
-        if keras_index < 0 or keras_index >= len(layer.nodes) or \
-                tensor >= len(layer.nodes[keras_index].outputs):
+        count = max(1, len(nodes[name]))  # an InputLayer has its own node
+        keras_index = _keras_node_index(is_model[name], index)
+        if keras_index < 0 or keras_index >= count:
             raise InvalidModelError("model %r: %s entry %r refers to a missing node or tensor"
                                     % ("/".join(chain), key, list(ref)))
-        # Keras 3 counts a nested functional model's built-in node in these two
-        # lists only (Keras 2 counted it everywhere, Keras 3 never for Sequential).
-        if layer.class_name == "Functional":
-            return [name, keras_index + 1, tensor]
-        return [name, keras_index, tensor]
+        return [name, index, tensor]
 
     # ---- layers
 
-    def layer(self, entry: Any, chain: Tuple[str, ...], path: str, where: str) -> _Layer:
+    def layer(self, entry: Any, chain: Tuple[str, ...], where: str) -> Dict[str, Any]:
         if not isinstance(entry, dict):
             raise InvalidModelError("%s: layer entry %r is not an object" % (where, entry))
         class_name = entry.get("class_name")
         if class_name in _MODEL_CLASSES:
-            return self.model(entry, chain, where, path).layer
+            return self.model(entry, chain, where)
         config = entry.get("config")
         if not isinstance(config, dict):
             raise InvalidModelError("%s: layer has no config object" % where)
@@ -1478,17 +1030,20 @@ class _Planner:
                                         % (where, why))
         defaults = _TFJS_DEFAULTS.get(keras_class, {})
         config = dict(config, **{k: v for k, v in defaults.items() if k not in config})
-        keras_config = self._config(config, spec, keras_class, where)
+        keras_config = self._config(config, spec, where)
         keras_class = _KERAS_CLASS.get(keras_class, keras_class)
-        layer = _Layer(keras_class, name, keras_config, trainable=keras_config["trainable"],
-                       path=(path + "/" if path else "") + name, spec=spec, chain=chain)
+        address = chain + (name,)
+        self.trainable[address] = keras_config["trainable"]
         if spec.kind == "bidirectional":
-            self._bidirectional(layer, config, chain, where)
+            self._bidirectional(keras_config, config, chain, name, where)
         elif spec.kind == "time_distributed":
-            self._time_distributed(layer, config, chain, where)
-        return layer
+            self._time_distributed(keras_config, config, chain, name, where)
+        else:
+            self.owners[address] = Owner(where, keras_class, keras_config, _scopes(chain, name),
+                                         spec.kind == "rnn", _VAR_ALIASES.get(keras_class, {}))
+        return _serialized("keras.layers", keras_class, keras_config)
 
-    def _config(self, config, spec, keras_class, where) -> Dict[str, Any]:
+    def _config(self, config, spec, where) -> Dict[str, Any]:
         out: Dict[str, Any] = {
             "name": config.get("name"),
             "trainable": bool(config.get("trainable", True)),
@@ -1512,7 +1067,7 @@ class _Planner:
             out["data_format"] = _DATA_FORMAT_DEFAULT
         return out
 
-    def _bidirectional(self, layer, config, chain, where):
+    def _bidirectional(self, keras_config, config, chain, name, where):
         inner = config.get("layer")
         if not isinstance(inner, dict) or inner.get("class_name") not in _RNN_CLASSES:
             raise UnsupportedLayerError(
@@ -1533,143 +1088,145 @@ class _Planner:
                                             % where)
             backward_entry = backward
         halves = []
-        for attr, entry, prefix in (("forward_layer", forward_entry, "forward_"),
-                                    ("backward_layer", backward_entry, "backward_")):
-            sub = self.layer(entry, chain + (layer.name,), layer.path, where)
+        for key, entry, prefix in (("layer", forward_entry, "forward_"),
+                                   ("backward_layer", backward_entry, "backward_")):
+            sub = self.layer(entry, chain + (name,), where)
+            sub_name = sub["config"]["name"]
             # TF.js scopes the halves' weights as <prefix><inner name>; Keras 3
             # strips an inner "forward_" first. Accept both spellings.
-            names = [sub.name, prefix + str(inner_config.get("name", ""))]
-            sub.scopes = [s + "/" + n for s in _scopes(chain, layer.name)
-                          for n in dict.fromkeys(names)]
-            layer.sublayers.append((attr, sub))
-            halves.append(sub)
-        if bool(halves[0].config.get("return_sequences")) != \
-                bool(halves[1].config.get("return_sequences")):
+            names = [sub_name, prefix + str(inner_config.get("name", ""))]
+            owner = self.owners[chain + (name, sub_name)]
+            owner.scopes = [s + "/" + n for s in _scopes(chain, name)
+                            for n in dict.fromkeys(names)]
+            owner.deep = True
+            keras_config[key] = sub
+            halves.append(sub["config"])
+        if bool(halves[0].get("return_sequences")) != bool(halves[1].get("return_sequences")):
             raise InvalidModelError("%s: forward and backward layers differ in "
                                     "return_sequences" % where)
-        merge = layer.config.get("merge_mode", "concat")
+        merge = keras_config.get("merge_mode", "concat")
         if merge not in ("concat", "sum", "mul", "ave", None):
             raise UnsupportedLayerError("%s: merge_mode %r is not supported" % (where, merge))
-        layer.config["merge_mode"] = merge
+        keras_config["merge_mode"] = merge
 
-    def _time_distributed(self, layer, config, chain, where):
+    def _time_distributed(self, keras_config, config, chain, name, where):
         inner = config.get("layer")
         inner_class = inner.get("class_name") if isinstance(inner, dict) else inner
         if not isinstance(inner, dict) or inner_class in _MODEL_CLASSES or \
                 inner_class in ("Bidirectional", "TimeDistributed"):
             raise UnsupportedLayerError("%s: wrapping %r is not supported" % (where, inner_class))
-        sub = self.layer(inner, chain + (layer.name,), layer.path, where)
+        sub = self.layer(inner, chain + (name,), where)
+        sub_name = sub["config"]["name"]
         # TF.js names the wrapped weights after the wrapper (td/kernel), Keras
         # 3 after both (time_distributed/dense/kernel).
-        sub.scopes = _scopes(chain, layer.name) + _scopes(chain, sub.name)
-        layer.sublayers.append(("layer", sub))
+        owner = self.owners[chain + (name, sub_name)]
+        owner.scopes = _scopes(chain, name) + _scopes(chain, sub_name)
+        owner.deep = True
+        keras_config["layer"] = sub
 
-    # ---- calling a layer: shapes, build config and weights
+    # ---- keys read from the weights
 
-    def _call(self, layer: _Layer, shapes) -> List[Tuple[Shape, str]]:
-        """Output specs of one call; the first call also builds the layer."""
-        if layer.model is not None:
-            return list(layer.model.output_specs)
-        spec = layer.spec
-        where = _describe(layer.chain, layer.name, layer.class_name)
-        if spec.merge != isinstance(shapes, list):
-            raise InvalidModelError("%s: called on %s; it takes %s" % (
-                where, "%d inputs" % len(shapes) if isinstance(shapes, list) else "one input",
-                "a list of inputs" if spec.merge else "one input"))
-        if not layer.built:
-            layer.built = True
-            layer.build_shape = _shape_list(shapes)
-            self._build(layer, shapes, where)
-        if spec.kind == "bidirectional":
-            return self._bidirectional_outputs(layer, shapes)
-        if spec.kind == "time_distributed":
-            _, sub = layer.sublayers[0]
-            if not isinstance(shapes, tuple) or len(shapes) < 3:
-                raise InvalidModelError("%s: input shape %s has no time axis" % (where, shapes))
-            inner = self._call(sub, (shapes[0],) + tuple(shapes[2:]))
-            return [((shapes[0], shapes[1]) + tuple(s[1:]), "float32") for s, _ in inner]
-        return [(tuple(s), "float32") for s in spec.shape(layer.config, shapes, where)]
-
-    def _bidirectional_outputs(self, layer, shapes):
-        forward = self._call(layer.sublayers[0][1], shapes)
-        backward = self._call(layer.sublayers[1][1], shapes)
-        merge = layer.config["merge_mode"]
-        f_out, b_out = forward[0][0], backward[0][0]
-        if merge == "concat":
-            last = None if f_out[-1] is None or b_out[-1] is None else f_out[-1] + b_out[-1]
-            outs = [(tuple(f_out[:-1]) + (last,), "float32")]
-        elif merge is None:
-            outs = [forward[0], backward[0]]
-        else:
-            outs = [forward[0]]
-        return outs + forward[1:] + backward[1:]
-
-    def _build(self, layer: _Layer, shape, where):
-        spec = layer.spec
-        if spec.kind in ("bidirectional", "time_distributed"):
-            return  # built through their sublayers' calls
-        if spec.kind == "rnn":
-            self._complete_rnn(layer)
-        if layer.class_name in ("SeparableConv1D", "SeparableConv2D") and \
-                "depth_multiplier" not in layer.config:
-            self._infer_depth_multiplier(layer, where)
-        slots = spec.weights(layer.config, shape, where)
-        owner = layer
-        if spec.kind == "rnn":
-            cell_class, cell_name = spec.cell
-            owner = _Layer(cell_class, cell_name, {}, trainable=layer.trainable,
-                           path=layer.path + "/" + cell_name)
-            layer.sublayers.append(("cell", owner))
-        for var_name, accepted, expected, trainable in slots:
-            # RNN weights may sit under a cell scope, wrapped layers' under
-            # their own name: allow one inner scope for both.
-            deep = spec.kind == "rnn" or layer.scopes is not None
-            array = self._take(layer, var_name, accepted, expected, where, deep)
-            owner.vars.append(_Var(var_name, array, trainable and owner.trainable))
-
-    def _scopes_of(self, layer):
-        if layer.scopes is not None:
-            return layer.scopes
-        return _scopes(layer.chain, layer.name)
-
-    def _take(self, layer, var_name, accepted, expected, where, deep) -> np.ndarray:
-        scopes = self._scopes_of(layer)
-        found = self._pool.find(scopes, accepted, deep)
-        if not found:
-            looked = " or ".join(repr(s + "/" + accepted[0]) for s in scopes[:2])
-            if deep:
-                looked += " (optionally with one inner scope, e.g. a cell name)"
-            raise InvalidModelError("%s: no tensor for weight %r; looked for %s"
-                                    % (where, var_name, looked))
-        if len(found) > 1:
-            raise InvalidModelError("%s: weight %r matches several tensors: %s"
-                                    % (where, var_name, ", ".join(repr(f) for f in found)))
-        array = self._pool.array(found[0])
-        if len(array.shape) != len(expected) or any(
-                e is not None and e != a for e, a in zip(expected, array.shape)):
-            raise InvalidModelError(
-                "%s: tensor %r has shape %s; Keras builds weight %r with shape %s"
-                % (where, found[0], list(array.shape), var_name,
-                   [e if e is not None else "?" for e in expected]))
-        return self._pool.claim(found[0], where)
-
-    def _complete_rnn(self, layer):
-        config = layer.config
-        if layer.class_name == "GRU" and "reset_after" not in config:
+    def complete(self, owner: Owner) -> None:
+        """Fills config keys TF.js omits whose value the weights tell."""
+        config = owner.config
+        if owner.class_name == "GRU" and "reset_after" not in config:
             # Keras 3 defaults reset_after to True, TF.js to False. A bias tells
             # which one the weights were trained with (2-D exactly when set);
             # without one, the TF.js default is what the topology means.
-            found = self._pool.find(self._scopes_of(layer), ("bias",), True) \
+            found = self._pool.find(owner.scopes, ("bias",), True) \
                 if config.get("use_bias", True) else []
             config["reset_after"] = len(found) == 1 and self._pool.array(found[0]).ndim == 2
+        if owner.class_name in ("SeparableConv1D", "SeparableConv2D") and \
+                "depth_multiplier" not in config:
+            found = self._pool.find(owner.scopes, ("depthwise_kernel",), False)
+            if len(found) != 1:
+                raise InvalidModelError("%s: no depth_multiplier in the config and no single "
+                                        "depthwise_kernel tensor to read it from" % owner.where)
+            # TF.js omits depth_multiplier from SeparableConv configs.
+            config["depth_multiplier"] = int(self._pool.array(found[0]).shape[-1])
 
-    def _infer_depth_multiplier(self, layer, where):
-        found = self._pool.find(self._scopes_of(layer), ("depthwise_kernel",), False)
-        if len(found) != 1:
-            raise InvalidModelError("%s: no depth_multiplier in the config and no single "
-                                    "depthwise_kernel tensor to read it from" % where)
-        # TF.js omits depth_multiplier from SeparableConv configs.
-        layer.config["depth_multiplier"] = int(self._pool.array(found[0]).shape[-1])
+
+def _peek_model_input(entry):
+    config = entry.get("config")
+    if not isinstance(config, dict) or not isinstance(config.get("layers"), list):
+        return None
+    if not config["layers"]:
+        return None
+    first = config["layers"][0]
+    if not isinstance(first, dict) or not isinstance(first.get("config"), dict):
+        return None
+    inner = first["config"]
+    shape = inner.get("batch_input_shape", inner.get("batch_shape"))
+    return (shape, inner.get("dtype")) if shape is not None else None
+
+
+def _node(node, chain, lname) -> List[Tuple[str, int, int, Dict[str, Any]]]:
+    where = _describe(chain, lname, "node")
+    if not isinstance(node, list) or not node:
+        raise InvalidModelError("%s: inbound node %r is not a non-empty list of [layer, node, "
+                                "tensor, kwargs] entries" % (where, node))
+    refs, kwargs = [], None
+    for item in node:
+        if not isinstance(item, list) or len(item) not in (3, 4) or \
+                not isinstance(item[0], str) or not all(_is_count(v) for v in item[1:3]):
+            raise InvalidModelError("%s: inbound entry %r is not [layer, node, tensor, kwargs]"
+                                    % (where, item))
+        item_kwargs = item[3] if len(item) == 4 else {}
+        if not isinstance(item_kwargs, dict) or any(
+                isinstance(v, (list, dict)) for v in item_kwargs.values()):
+            raise UnsupportedLayerError(
+                "%s: call arguments %r are not supported (only plain values)"
+                % (where, item_kwargs))
+        if kwargs is not None and item_kwargs != kwargs:
+            raise InvalidModelError("%s: the inputs of one call carry different kwargs"
+                                    % where)
+        kwargs = item_kwargs
+        refs.append((item[0], item[1], item[2], dict(item_kwargs)))
+    return refs
+
+
+def _check_calls(nodes, is_model, chain) -> None:
+    """Refuses calls that can never get their inputs, in the order Keras calls them.
+
+    Keras needs each input node to exist before a call; the tensor indices are
+    Keras's to check.
+    """
+    where_model = "/".join(chain)
+    done = {n: (1 if not calls and not is_model[n] else 0) for n, calls in nodes.items()}
+    pending = {n: list(range(len(calls))) for n, calls in nodes.items() if calls}
+    while pending:
+        progress = False
+        for lname in list(pending):
+            while pending[lname]:
+                node = nodes[lname][pending[lname][0]]
+                ready = True
+                for ref_name, index, _, _ in node:
+                    where = _describe(chain, lname, "node")
+                    if ref_name not in nodes:
+                        raise InvalidModelError("%s: input from unknown layer %r"
+                                                % (where, ref_name))
+                    keras_index = _keras_node_index(is_model[ref_name], index)
+                    if keras_index < 0:
+                        raise InvalidModelError(
+                            "%s: input %r node %d refers to the nested model's own input "
+                            "node; want >= 1" % (where, ref_name, index))
+                    if keras_index >= max(len(nodes[ref_name]), 1):
+                        raise InvalidModelError("%s: layer %r has no node %d"
+                                                % (where, ref_name, index))
+                    if keras_index >= done[ref_name]:
+                        ready = False
+                        break
+                if not ready:
+                    break
+                done[lname] += 1
+                pending[lname].pop(0)
+                progress = True
+            if not pending[lname]:
+                del pending[lname]
+        if not progress:
+            raise InvalidModelError(
+                "model %r: the calls of layer(s) %s never get their inputs (a cycle, or a "
+                "reference to a missing layer or node)" % (where_model, ", ".join(sorted(pending))))
 
 
 def _strip_prefix(text: str, prefix: str) -> str:
@@ -1731,251 +1288,79 @@ def _refs(value, key, chain) -> List[Tuple[str, int, int]]:
     return out
 
 
-def _keras_node_index(layer: _Layer, index: int) -> int:
-    """Keras 3 node index of a Keras-2/TF.js one.
-
-    Keras 2 and TF.js give a nested model a built-in node 0; Keras 3 does not
-    keep it in the model's inbound nodes.
-    """
-    return index - 1 if layer.model is not None else index
-
-
-def _node_ref(by_name, ref) -> Tuple[str, int, int]:
-    name, index, tensor = ref
-    return name, _keras_node_index(by_name[name], index), tensor
-
-
-# --------------------------------------------------------------------------
-# Keras 3's layer order of a functional model (ops/function.py map_graph):
-# depth-first from the outputs, then by depth from the inputs, ties broken by
-# the order the traversal first met each layer.
-
-
-def _keras_layer_order(by_name: Dict[str, _Layer], inputs, outputs, chain) -> List[str]:
-    finished, in_progress = set(), set()
-    ordered_nodes: List[Tuple[str, int]] = []
-    first_seen: Dict[str, int] = {}
-
-    def parents(node):
-        layer = by_name[node[0]]
-        if layer.class_name == "InputLayer":
-            return []
-        return [(n, i) for n, i, _ in layer.nodes[node[1]].inputs]
-
-    # Iterative depth-first search; a frame is (node, its parents, next index).
-    stack: List[Tuple[Tuple[str, int], List[Tuple[str, int]], int]] = []
-
-    def enter(node):
-        if node in in_progress:
-            raise InvalidModelError("model %r: layer %r is part of a cycle"
-                                    % ("/".join(chain), node[0]))
-        first_seen.setdefault(node[0], len(first_seen))
-        in_progress.add(node)
-        stack.append((node, parents(node), 0))
-
-    for output in outputs:
-        root = (output[0], output[1])
-        if root in finished:
-            continue
-        enter(root)
-        while stack:
-            node, deps, i = stack[-1]
-            if i < len(deps):
-                stack[-1] = (node, deps, i + 1)
-                dep = deps[i]
-                if dep not in finished:
-                    enter(dep)
-                continue
-            stack.pop()
-            in_progress.discard(node)
-            finished.add(node)
-            ordered_nodes.append(node)
-
-    in_graph = set(ordered_nodes)
-    node_depth: Dict[Tuple[str, int], int] = {}
-    layer_depth: Dict[str, int] = {}
-    for node in reversed(ordered_nodes):
-        depth = node_depth.setdefault(node, 0)
-        depth = max(depth, layer_depth.get(node[0], 0))
-        layer_depth[node[0]] = depth
-        node_depth[node] = depth
-        for dep in parents(node):
-            if dep in in_graph:
-                node_depth[dep] = max(depth + 1, node_depth.get(dep, 0))
-    for name, _, _ in inputs:
-        if name not in layer_depth:
-            layer_depth[name] = 0
-            first_seen[name] = -1
-    by_depth: Dict[int, List[str]] = {}
-    for name, depth in layer_depth.items():
-        by_depth.setdefault(depth, []).append(name)
-    order = []
-    for depth in sorted(by_depth, reverse=True):
-        order.extend(sorted(by_depth[depth], key=lambda n: first_seen[n]))
-    dropped = [n for n in by_name if n not in layer_depth]
-    if dropped:
-        raise InvalidModelError(
-            "model %r: layer(s) %s are not connected to the model outputs; Keras 3 would "
-            "drop them and their weights" % ("/".join(chain), ", ".join(repr(n) for n in dropped)))
-    return order
-
-
-# --------------------------------------------------------------------------
-# Config emission.
-
-
-def _model_entry(model: _Model, legacy: bool) -> Dict[str, Any]:
-    """A model's serialized config, at the top level or as a layer entry.
-
-    ``legacy`` selects the legacy-HDF5 form: layer-list entries and the model
-    itself without module/registered_name/build_config/compile_config (nested
-    objects such as initializers and wrapped layers keep them, as Keras writes).
-    """
-    layer = model.layer
-    config = dict(layer.config)
-    if model.sequential:
-        entries = [_plain_entry(model.input_layer, legacy, in_list=True)]
-        entries += [_layer_entry(l, legacy, functional=False) for l in model.layers]
-        config["layers"] = entries
-    else:
-        config["layers"] = [_layer_entry(l, legacy, functional=True) for l in model.layers]
-        config["input_layers"] = _unwrap(model.inputs)
-        config["output_layers"] = _unwrap(model.outputs)
-    if legacy:
-        return {"class_name": layer.class_name, "config": config}
-    if model.sequential:
-        out = {"module": "keras", "class_name": "Sequential", "config": config,
-               "registered_name": None}
-    else:
-        out = {"module": "keras.src.models.functional", "class_name": "Functional",
-               "config": config, "registered_name": "Functional"}
-    out["build_config"] = {"input_shape": layer.build_shape}
-    out["compile_config"] = {}
-    return out
-
-
 def _unwrap(refs):
     return refs[0] if len(refs) == 1 else refs
 
 
-def _layer_entry(layer: _Layer, legacy: bool, functional: bool) -> Dict[str, Any]:
-    """An entry of a model's ``layers`` list; functional ones carry name and nodes."""
-    if layer.model is not None:
-        entry = _model_entry(layer.model, legacy)
+def _keras_node_index(is_model: bool, index: int) -> int:
+    """Keras 3 node index of a Keras-2/TF.js one in ``inbound_nodes``.
+
+    Keras 2 and TF.js give a nested model a built-in node 0; Keras 3 does not
+    keep it in the model's inbound nodes (its ``input_layers``/``output_layers``
+    still count it for a nested functional model, and Keras subtracts it there).
+    """
+    return index - 1 if is_model else index
+
+
+# --------------------------------------------------------------------------
+# The built model: connectivity, trainable flags, weights.
+
+
+def _is_model(layer) -> bool:
+    import keras  # pylint: disable=import-outside-toplevel
+    return isinstance(layer, keras.Model)
+
+
+def _walk(layer, chain: Tuple[str, ...]) -> Iterator[Tuple[Tuple[str, ...], Any, bool]]:
+    """``(address, layer, is_leaf)`` of a built layer and everything inside it."""
+    import keras  # pylint: disable=import-outside-toplevel
+    address = chain + (layer.name,)
+    if _is_model(layer):
+        yield address, layer, False
+        for sub in layer.layers:
+            yield from _walk(sub, address)
+    elif isinstance(layer, keras.layers.Bidirectional):
+        yield address, layer, False
+        yield from _walk(layer.forward_layer, address)
+        yield from _walk(layer.backward_layer, address)
+    elif isinstance(layer, keras.layers.TimeDistributed):
+        yield address, layer, False
+        yield from _walk(layer.layer, address)
     else:
-        entry = _plain_entry(layer, legacy, in_list=True)
-    if functional:
-        entry["name"] = layer.name
-        entry["inbound_nodes"] = [_node_entry(layer, node) for node in layer.nodes] \
-            if layer.class_name != "InputLayer" else []
-    return entry
+        yield address, layer, True
 
 
-def _plain_entry(layer: _Layer, legacy: bool, in_list: bool) -> Dict[str, Any]:
-    """A layer's serialized form; ``in_list`` for entries of a ``layers`` list."""
-    config = _full_config(layer, legacy)
-    if legacy and in_list:
-        return {"class_name": layer.class_name, "config": config}
-    entry = {"module": "keras.layers", "class_name": layer.class_name, "config": config,
-             "registered_name": None}
-    if layer.class_name != "InputLayer" and layer.built and \
-            layer.class_name not in _NO_BUILD_CONFIG:
-        entry["build_config"] = {"input_shape": layer.build_shape}
-    return entry
+def _check_connected(keras_model, translated: Translation) -> None:
+    built = {address[:-1] + (layer.name,): layer for address, layer, _ in _walk(keras_model, ())}
+    for chain, names in translated.functional_layers.items():
+        model = built.get(chain)
+        kept = {layer.name for layer in model.layers} if model is not None else set()
+        dropped = [n for n in names if n not in kept]
+        if dropped:
+            raise InvalidModelError(
+                "model %r: layer(s) %s are not connected to the model outputs; Keras 3 would "
+                "drop them and their weights"
+                % ("/".join(chain), ", ".join(repr(n) for n in dropped)))
 
 
-def _full_config(layer: _Layer, legacy: bool) -> Dict[str, Any]:
-    config = dict(layer.config)
-    for attr, sub in layer.sublayers:
-        if attr == "cell":
+def _set_trainable(keras_model, translated: Translation) -> None:
+    # Sequential.from_config does not apply its config's trainable flag.
+    for address, layer, _ in _walk(keras_model, ()):
+        if translated.trainable.get(address) is False and layer.trainable:
+            layer.trainable = False
+
+
+def _assign_weights(keras_model, translated: Translation) -> None:
+    pool = translated.pool
+    for address, layer, leaf in _walk(keras_model, ()):
+        if not leaf:
             continue
-        key = "layer" if attr in ("forward_layer", "layer") else "backward_layer"
-        config[key] = _plain_entry(sub, legacy, in_list=False)
-    return config
-
-
-def _node_entry(layer: _Layer, node: _Node) -> Dict[str, Any]:
-    """One call in Keras 3's form: ``__keras_tensor__`` arguments with histories."""
-    tensors = []
-    for (name, index, tensor), (shape, dtype) in zip(node.inputs, node.input_specs):
-        tensors.append({"class_name": "__keras_tensor__",
-                        "config": {"shape": list(shape), "dtype": dtype,
-                                   "keras_history": [name, index, tensor]}})
-    args = [tensors[0]] if len(tensors) == 1 else [tensors]
-    return {"args": args, "kwargs": dict(node.kwargs)}
-
-
-# --------------------------------------------------------------------------
-# Weights: .keras layout.
-
-
-def _write_saveable(f: h5py.File, layer: _Layer, path: str) -> None:
-    """Writes ``<path>/vars`` of a saveable, then its layers and sublayers."""
-    group = f.create_group(path + "/vars" if path else "vars")
-    group.attrs["name"] = layer.name
-    for index, var in enumerate(layer.vars):
-        group.create_dataset(str(index), data=var.value, track_times=False)
-    if layer.model is not None:
-        used: Dict[str, int] = {}
-        for child in layer.model.layers:
-            child_name = _unique(_snake_case(child.class_name), used)
-            _write_saveable(f, child, _join(path, "layers", child_name))
-    for attr, sub in sorted(layer.sublayers, key=lambda item: item[0]):
-        _write_saveable(f, sub, _join(path, attr))
-
-
-def _join(*parts: str) -> str:
-    return "/".join(p for p in parts if p)
-
-
-# --------------------------------------------------------------------------
-# Weights: legacy HDF5 layout.
-
-
-def _all_vars(layer: _Layer) -> List[Tuple[_Var, str]]:
-    """``layer.weights`` in Keras order with each variable's path."""
-    out = [(v, layer.path + "/" + v.name if layer.path else v.name) for v in layer.vars]
-    if layer.model is not None:
-        for child in layer.model.layers:
-            out.extend(_all_vars(child))
-    for _, sub in layer.sublayers:
-        out.extend(_all_vars(sub))
-    return out
-
-
-def _legacy_weights(layer: _Layer) -> List[Tuple[_Var, str]]:
-    """Keras's legacy order: trainable weights, then non-trainable ones."""
-    weights = _all_vars(layer)
-    if not layer.trainable:
-        return weights
-    return [w for w in weights if w[0].trainable] + [w for w in weights if not w[0].trainable]
-
-
-def _save_names_attr(group, name: str, values: List[bytes]) -> None:
-    """Stores a name list as Keras does: chunked when above the header limit."""
-    data = np.asarray(values) if values else np.asarray([], dtype=np.float64)
-    chunks = 1
-    parts = [data]
-    while any(p.nbytes > _HDF5_ATTR_LIMIT for p in parts):
-        chunks += 1
-        parts = np.array_split(data, chunks)
-    if chunks == 1:
-        group.attrs[name] = data
-    else:
-        for index, part in enumerate(parts):
-            group.attrs["%s%d" % (name, index)] = part
-
-
-def _write_legacy_weights(group, root: _Model) -> None:
-    _save_names_attr(group, "layer_names", [l.name.encode("utf-8") for l in root.layers])
-    group.attrs["backend"] = KERAS_BACKEND.encode("utf-8")
-    group.attrs["keras_version"] = KERAS_VERSION.encode("utf-8")
-    for layer in sorted(root.layers, key=lambda l: l.name):
-        layer_group = group.create_group(layer.name)
-        weights = _legacy_weights(layer)
-        names = [path.encode("utf-8") for _, path in weights]
-        _save_names_attr(layer_group, "weight_names", names)
-        for (var, path) in weights:
-            layer_group.create_dataset(path, data=var.value, track_times=False)
-    top = group.create_group("top_level_model_weights")
-    _save_names_attr(top, "weight_names", [])
+        owner = translated.owners.get(address)
+        if owner is None:
+            if layer.weights:
+                raise InvalidModelError("Keras built weights for layer %r, which the "
+                                        "topology does not name" % "/".join(address))
+            continue
+        for variable in layer.weights:
+            variable.assign(pool.take(owner, variable.name, tuple(variable.shape)))
+    pool.check_all_claimed()
