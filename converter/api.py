@@ -33,7 +33,7 @@ def _read_tfjs_layers(path: str) -> LayersModel:
 
 
 def _read_keras_saved_model(path: str) -> LayersModel:
-    from converter.graph.keras import read_keras_saved_model_as_layers
+    from converter.readers.keras_saved_model import read_keras_saved_model_as_layers
     return read_keras_saved_model_as_layers(path)
 
 

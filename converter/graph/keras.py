@@ -6,10 +6,7 @@ function (keyword inputs named after the model inputs, dict outputs), which
 is then frozen like a SavedModel signature; no SavedModel is written.
 """
 
-import os
-import tempfile
 from typing import Optional
-
 
 from converter.errors import InvalidModelError
 from converter.graph.model import GraphModel
@@ -104,30 +101,17 @@ def read_keras_as_graph(path: str, control_flow_v2: bool = False,
 
 def read_tfjs_layers_as_graph(path: str, control_flow_v2: bool = False,
                               structured_outputs: bool = False) -> GraphModel:
-    """A TF.js layers model as a frozen GraphModel (through a private .keras file)."""
-    from converter.readers.tfjs_layers import read_tfjs_layers
+    """A TF.js layers model as a frozen GraphModel, through the in-memory Keras
+    model the Keras writer builds (no file in between)."""
+    from converter.errors import UnsupportedLayerError
+    from converter.readers.tfjs_layers import model_json_path, read_tfjs_layers
+    from converter.readers.tfjs_topology import prefixed
     from converter.transforms import layers as lt
-    from converter.writers.keras import write_keras_v3
+    from converter.writers.keras import build_keras_model
     layers_model = lt.dequantize(read_tfjs_layers(path))
-    with tempfile.TemporaryDirectory(prefix="tfjs_layers_to_graph_") as tmp:
-        keras_path = os.path.join(tmp, "model.keras")
-        write_keras_v3(layers_model, keras_path)
-        model = load_keras_model(keras_path)
-    return keras_to_graph(model, path, control_flow_v2, structured_outputs)
-
-
-def read_keras_saved_model_as_layers(path: str):
-    """A tf.keras SavedModel as a LayersModel (loaded with tf_keras, read back as HDF5)."""
-    import tf_keras
-    from converter.readers.code_check import refuse_code_in_file
-    from converter.readers.keras_h5 import read_keras_h5
-    refuse_code_in_file(path)
     try:
-        model = tf_keras.models.load_model(path, compile=False)
-    except (ValueError, OSError, ImportError) as e:
-        raise InvalidModelError("%s: tf_keras cannot load this Keras SavedModel: %s"
-                                % (path, e)) from None
-    with tempfile.TemporaryDirectory(prefix="keras_saved_model_") as tmp:
-        h5 = os.path.join(tmp, "model.h5")
-        model.save(h5)
-        return read_keras_h5(h5)
+        model = build_keras_model(layers_model)
+    except (InvalidModelError, UnsupportedLayerError) as e:
+        # The Keras writer's messages name the layer, not the file.
+        raise type(e)(prefixed(str(e), model_json_path(path))) from None
+    return keras_to_graph(model, path, control_flow_v2, structured_outputs)
