@@ -187,6 +187,139 @@ class _Rewriter:
         return copy
 
 
+def _frames(nodes) -> Dict[str, Tuple[str, ...]]:
+    """The while-loop frame stack of each node of a lowered (v1) control-flow graph."""
+    by_name = {n.name: n for n in nodes}
+    frames: Dict[str, Tuple[str, ...]] = {}
+
+    def data_inputs(node):
+        return [i.split(":")[0] for i in node.input if not i.startswith("^")]
+
+    pending = list(nodes)
+    while pending:
+        left = []
+        for node in pending:
+            inputs = data_inputs(node)
+            if node.op == "Merge":
+                inputs = [i for i in inputs if by_name.get(i) is None
+                          or by_name[i].op != "NextIteration"] or inputs
+            known = [frames[i] for i in inputs if i in frames]
+            if not inputs:
+                controls = [i[1:].split(":")[0] for i in node.input if i.startswith("^")]
+                known = [frames[c] for c in controls if c in frames]
+                if controls and not known:
+                    left.append(node)
+                    continue
+                frames[node.name] = known[0] if known else ()
+                continue
+            if not known:
+                left.append(node)
+                continue
+            base = max(known, key=len)
+            if node.op == "Enter":
+                frame = node.attr["frame_name"].s.decode()
+                frames[node.name] = frames.get(inputs[0], base) + (frame,)
+            elif node.op == "Exit":
+                frames[node.name] = base[:-1]
+            else:
+                frames[node.name] = base
+        if len(left) == len(pending):
+            for node in left:  # inputs missing from the graph: TF reports them on import
+                frames[node.name] = ()
+            break
+        pending = left
+    return frames
+
+
+def _constants_into_frames(graph_def) -> None:
+    """Feeds constants used inside a lowered loop through constant ``Enter`` nodes.
+
+    TensorFlow's lowered loops take a loop-invariant value into the loop frame
+    with ``Enter(is_constant=True)`` (or anchor a body constant on the frame
+    with a control input); a plain constant is outside every frame and
+    TensorFlow refuses "inputs from different frames". TF.js ignores frames and
+    the forward converter drops control inputs, so each constant used inside
+    frames gets one chain of constant Enters per frame stack it is used in.
+    """
+    nodes = list(graph_def.node)
+    if not any(n.op == "Enter" for n in nodes):
+        return
+    from tensorflow.core.framework import node_def_pb2
+    frames = _frames(nodes)
+    by_name = {n.name: n for n in nodes}
+    for node in nodes:  # a NextIteration belongs to the frame of the Merge it feeds
+        if node.op == "Merge":
+            for ref in node.input:
+                src = by_name.get(ref.lstrip("^").split(":")[0])
+                if src is not None and src.op == "NextIteration":
+                    frames[src.name] = frames.get(node.name, ())
+    enters = {n.attr["frame_name"].s.decode(): n for n in nodes if n.op == "Enter"}
+    taken = set(by_name)
+    chains: Dict[Tuple[str, Tuple[str, ...]], str] = {}
+    added = []
+    for node in nodes:
+        frame = frames.get(node.name, ())
+        if not frame or node.op == "Enter":
+            continue
+        for index, ref in enumerate(node.input):
+            name = ref.split(":")[0]
+            const = by_name.get(name)
+            if ref.startswith("^") or const is None or const.op != "Const" or const.input \
+                    or frames.get(name, ()):
+                continue
+            key = (name, frame)
+            if key not in chains:
+                value = name
+                for depth, frame_name in enumerate(frame):
+                    enter = node_def_pb2.NodeDef()
+                    enter.name = _unique("%s/enter_%d" % (name, depth), taken)
+                    enter.op = "Enter"
+                    enter.input.append(value)
+                    enter.attr["T"].type = const.attr["dtype"].type
+                    enter.attr["frame_name"].s = frame_name.encode()
+                    enter.attr["is_constant"].b = True
+                    like = enters.get(frame_name)
+                    enter.attr["parallel_iterations"].i = (
+                        like.attr["parallel_iterations"].i if like is not None
+                        and "parallel_iterations" in like.attr else 10)
+                    added.append(enter)
+                    value = enter.name
+                chains[key] = value
+            node.input[index] = chains[key] + ref[len(name):]
+    graph_def.node.extend(added)
+
+
+_VALID_NODE_NAME = re.compile(r"^[A-Za-z0-9.][A-Za-z0-9_.\\/>-]*$")
+
+
+def _valid_function_node_names(func) -> None:
+    """Renames function nodes TensorFlow refuses (TF.js names function constants
+    ``<function>/<const>``, and function names start with ``__inference``)."""
+    taken = {n.name for n in func.node_def}
+    renames = {}
+    for node in func.node_def:
+        if _VALID_NODE_NAME.match(node.name):
+            continue
+        fixed = re.sub(r"[^A-Za-z0-9_.\\/>-]", "_", node.name).lstrip("_/>-") or "node"
+        renames[node.name] = _unique(fixed, taken)
+    if not renames:
+        return
+
+    def rename(ref: str) -> str:
+        control = ref.startswith("^")
+        body = ref[1:] if control else ref
+        head, sep, rest = body.partition(":")
+        return ("^" if control else "") + renames.get(head, head) + sep + rest
+
+    for node in func.node_def:
+        node.name = renames.get(node.name, node.name)
+        node.input[:] = [rename(r) for r in node.input]
+    for key in list(func.ret):
+        func.ret[key] = rename(func.ret[key])
+    for key in list(func.control_ret):
+        func.control_ret[key] = rename(func.control_ret[key])
+
+
 def to_tensorflow_ops(model: GraphModel) -> GraphModel:
     """Rewrites the TF.js-only ops of every graph and function into TensorFlow ops.
 
@@ -200,12 +333,14 @@ def to_tensorflow_ops(model: GraphModel) -> GraphModel:
     if rewriter.rewrite():
         del graph_def.node[:]
         graph_def.node.extend(rewriter.out)
+    _constants_into_frames(graph_def)
     for func in graph_def.library.function:
         rewriter = _Rewriter(list(func.node_def), "%s: function %s" % (where, func.signature.name),
                              func.signature.name)
         if rewriter.rewrite():
             del func.node_def[:]
             func.node_def.extend(rewriter.out)
+        _valid_function_node_names(func)
     if model.initializer is not None:
         rewriter = _Rewriter(list(model.initializer.node), where + ": modelInitializer", "")
         rewriter.rewrite()
@@ -288,7 +423,9 @@ def write_saved_model(model: GraphModel, directory: str) -> None:
             continue
         proto = node.attr["value"].tensor
         count = int(np.prod([d.size for d in proto.tensor_shape.dim], dtype=np.int64))
-        if proto.dtype in _FLOAT_ENUMS and count >= VARIABLE_MIN_ELEMENTS:
+        # A constant with (control) inputs sits in a loop frame: a variable read
+        # would take it out of the frame.
+        if proto.dtype in _FLOAT_ENUMS and count >= VARIABLE_MIN_ELEMENTS and not node.input:
             value = tensor_util.MakeNdarray(proto)
             variables[node.name] = tf.Variable(value, trainable=False,
                                                name=node.name.replace(":", "_"))
@@ -309,22 +446,6 @@ def write_saved_model(model: GraphModel, directory: str) -> None:
         raise InvalidModelError("%s: input keys %s collide as TensorFlow names %s"
                                 % (where, [i.key for i in feeds], keys))
 
-    def imported():
-        input_map = {_tensor_name(name): v.read_value() for name, v in variables.items()}
-        for name, table in tables.items():
-            input_map[_tensor_name(name)] = table.resource_handle
-        tf.compat.v1.import_graph_def(graph_def, input_map=input_map, name=_SCOPE)
-
-    try:
-        wrapped = tf.compat.v1.wrap_function(imported, [])
-        graph = wrapped.graph
-        pruned = wrapped.prune(
-            feeds=[graph.as_graph_element(_SCOPE + "/" + _tensor_name(i.name)) for i in feeds],
-            fetches=[graph.as_graph_element(_SCOPE + "/" + _tensor_name(o.name))
-                     for o in model.outputs])
-    except (ValueError, TypeError, KeyError, tf.errors.OpError) as e:
-        raise InvalidModelError("%s: TensorFlow cannot import the graph: %s" % (where, e)) from None
-
     out_keys = [o.key for o in model.outputs]
     specs = []
     for info, key in zip(feeds, keys):
@@ -337,19 +458,35 @@ def write_saved_model(model: GraphModel, directory: str) -> None:
     root = _Model()
     root.weights = list(variables.values())
     root.tables = list(tables.values())
-    root.graph_function = pruned
 
-    @tf.function(input_signature=specs)
+    # The graph is imported straight into the signature's function (no nested
+    # function call: TensorFlow cannot inline a called function holding lowered
+    # (v1) control flow, so freezing the SavedModel again would keep the call),
+    # and into a v1-style graph: tf.function's automatic control dependencies
+    # would tie variable reads and stateful ops into lowered loop frames.
     def serve(*args):
-        results = pruned(*args)
-        if not isinstance(results, (list, tuple)):
-            results = [results]
+        input_map = {_tensor_name(name): v.read_value() for name, v in variables.items()}
+        for name, table in tables.items():
+            input_map[_tensor_name(name)] = tf.identity(table.resource_handle)
+        for info, arg in zip(feeds, args):
+            input_map[_tensor_name(info.name)] = arg
+        results = tf.compat.v1.import_graph_def(
+            graph_def, input_map=input_map, name=_SCOPE,
+            return_elements=[_tensor_name(o.name) for o in model.outputs])
         return {k: tf.identity(v) for k, v in zip(out_keys, results)}
 
-    root.serve = serve
     try:
-        tf.saved_model.save(root, directory,
-                            signatures={"serving_default": serve.get_concrete_function()})
+        wrapped = tf.compat.v1.wrap_function(serve, specs)
+        # prune gives the function its keyword signature (the placeholders' names).
+        concrete = wrapped.prune(
+            feeds=list(wrapped.graph.inputs[:len(specs)]),
+            fetches={k: wrapped.graph.get_tensor_by_name(t.name)
+                     for k, t in wrapped.structured_outputs.items()})
+    except (ValueError, TypeError, KeyError, tf.errors.OpError) as e:
+        raise InvalidModelError("%s: TensorFlow cannot import the graph: %s" % (where, e)) from None
+    root.serve = concrete
+    try:
+        tf.saved_model.save(root, directory, signatures={"serving_default": concrete})
     except (ValueError, TypeError, tf.errors.OpError) as e:
         raise InvalidModelError("%s: TensorFlow cannot save the graph as a SavedModel: %s"
                                 % (where, e)) from None
