@@ -446,7 +446,7 @@ def test_tfjs_only_ops_become_tensorflow_ops(small_graph):
     model = to_tensorflow_ops(GraphModel(graph_def, (TensorInfo("x", "x:0", "DT_FLOAT", (-1, 5)),),
                                          (TensorInfo("p", "p:0", "DT_FLOAT", None),)))
     assert {n.op for n in model.graph_def.node} == {"Placeholder", "Const", "MatMul", "BiasAdd",
-                                                    "Relu", "Neg", "Mul", "AddV2"}
+                                                    "Relu", "Minimum", "Mul", "AddV2"}
     f = tf.compat.v1.wrap_function(
         lambda: tf.compat.v1.import_graph_def(model.graph_def, name="g"), [])
     run = f.prune(f.graph.as_graph_element("g/x:0"), f.graph.as_graph_element("g/p:0"))

@@ -8,8 +8,8 @@ Two steps:
    ``FusedDepthwiseConv2dNative`` (TF.js fuses PReLU, which TensorFlow's fused
    kernels lack, and the last has no TensorFlow kernel) become the convolution or
    matmul followed by ``BiasAdd`` and the activation; ``Prelu`` becomes
-   ``Relu(x) + -alpha * Relu(-x)`` (the form Keras writes, which the forward
-   converter fuses again); ``DepthwiseConv2d`` is ``DepthwiseConv2dNative``.
+   ``Relu(x) + alpha * Minimum(x, 0)`` (exact); ``DepthwiseConv2d`` is
+   ``DepthwiseConv2dNative``.
    Any other op TensorFlow does not register is refused, naming the node.
 2. ``write_saved_model`` imports the graph into a ``tf.function``: weights
    become variables (so ``saved_model.pb`` holds no payloads), hash tables of
@@ -38,7 +38,6 @@ _ACTIVATIONS = {"relu": "Relu", "relu6": "Relu6", "elu": "Elu", "sigmoid": "Sigm
 # Name scope of the imported graph: the variable reads made before the import
 # must not take the names of its nodes.
 _SCOPE = "graph"
-_VALID_SIGNATURE_NAME = re.compile(r"^[A-Za-z0-9.][A-Za-z0-9_.\\/>-]*$")
 
 
 def _unique(name: str, taken: set) -> str:
@@ -100,13 +99,20 @@ class _Rewriter:
                                  "Sigmoid, Tanh" % (self.where, node.name, node.op, act))
 
     def _prelu(self, node, x: str, alpha: str, name: str, last: bool) -> str:
+        # x < 0 ? alpha * x : x, exactly: Relu(x) + alpha * Minimum(x, 0). (Not
+        # Keras's Relu(x) - alpha * Relu(-x): Grappler turns Neg+Relu into
+        # _UnaryOpsComposition, which TF.js lacks, on the way back.)
+        from tensorflow.core.framework import attr_value_pb2
+        from tensorflow.python.framework import tensor_util
         t = self._type_attr(node)
+        zero = self._new(node, name + "/zero", "Const", [], {
+            "dtype": attr_value_pb2.AttrValue(type=t["T"].type),
+            "value": attr_value_pb2.AttrValue(tensor=tensor_util.make_tensor_proto(
+                0, dtype=t["T"].type, shape=[]))})
         pos = self._new(node, name + "/relu", "Relu", [x], t)
-        neg_x = self._new(node, name + "/neg_x", "Neg", [x], t)
-        relu_neg = self._new(node, name + "/relu_neg", "Relu", [neg_x], t)
-        neg_alpha = self._new(node, name + "/neg_alpha", "Neg", [alpha], t)
-        neg = self._new(node, name + "/mul", "Mul", [neg_alpha, relu_neg], t)
-        return self._new(node, name, "AddV2", [pos, neg], t, last)
+        neg = self._new(node, name + "/min", "Minimum", [x, zero], t)
+        scaled = self._new(node, name + "/mul", "Mul", [alpha, neg], t)
+        return self._new(node, name, "AddV2", [pos, scaled], t, last)
 
     def _unfuse(self, node, base_op: str, base_attrs: Tuple[str, ...]) -> None:
         data = [i for i in node.input if not i.startswith("^")]
@@ -348,11 +354,14 @@ def to_tensorflow_ops(model: GraphModel) -> GraphModel:
 
 
 def signature_key(key: str) -> str:
-    """A signature input name TensorFlow accepts for ``key`` (``input:0`` -> ``input_0``)."""
-    if _VALID_SIGNATURE_NAME.match(key):
-        return key
-    fixed = re.sub(r"[^A-Za-z0-9_.\\/>-]", "_", key)
-    return fixed if _VALID_SIGNATURE_NAME.match(fixed) else "x" + fixed
+    """The SavedModel input name of signature key ``key``.
+
+    TensorFlow names signature inputs by Python-identifier-like argument names,
+    so other characters become ``_`` (``input:0`` -> ``input_0``,
+    ``tower_0/images`` -> ``tower_0_images``).
+    """
+    fixed = re.sub(r"[^A-Za-z0-9_]", "_", key)
+    return fixed if re.match(r"^[A-Za-z_]", fixed) else "x" + fixed
 
 
 def _tensor_name(ref: str) -> str:
