@@ -35,6 +35,7 @@ from converter.model import LayersModel, Tensor
 from converter.readers import keras_config
 from converter.readers.keras_config import TranslatedModel, WeightSlot
 from converter.weights import format as wf
+from converter.weights import stored
 
 _H5_REASON = re.compile(r"\(([^()]*)\)\s*$")
 _KEY_SUFFIX = re.compile(r"^(.*?)(?:_(\d+))?$")
@@ -200,7 +201,8 @@ def check_dataset(dataset, name: str, where: str,
 
 
 def read_tensor(dataset, name: str, where: str,
-                shape: Optional[Tuple[Optional[int], ...]] = None) -> Tensor:
+                shape: Optional[Tuple[Optional[int], ...]] = None,
+                backing: Optional[Tuple[str, int]] = None) -> Tensor:
     """Reads one dataset as a tensor named ``name`` in a TF.js dtype.
 
     Args:
@@ -209,6 +211,11 @@ def read_tensor(dataset, name: str, where: str,
       where: the source file, for messages.
       shape: the shape its layer's config implies (None dimensions are free),
         or None when not known.
+      backing: ``(path, offset)`` of the HDF5 file's bytes on disk (offset 0
+        for an ``.h5``; the member's offset for one stored in a ``.keras``), or
+        None (the HDF5 file is in memory). With it, a large float32/int32
+        dataset stored contiguously is not read now but streamed by the writer
+        (``stored.StoredTensor``).
 
     Raises:
       InvalidModelError: the data cannot be read (truncated file), or
@@ -216,6 +223,10 @@ def read_tensor(dataset, name: str, where: str,
       InvalidWeightsError: a value has no TF.js form.
     """
     check_dataset(dataset, name, where, shape)
+    if backing is not None:
+        kept = _stored_tensor(dataset, name, where, backing)
+        if kept is not None:
+            return kept
     try:
         array = np.asarray(dataset[()])
     except (OSError, RuntimeError, ValueError, TypeError) as e:
@@ -224,6 +235,51 @@ def read_tensor(dataset, name: str, where: str,
                                                else e)) from None
     dtype, data = wf.to_logical(name, array, where)
     return Tensor(name=name, data=data, dtype=dtype)
+
+
+# Datasets the writers can copy byte for byte: their TF.js dtype is their own.
+_STREAMED_DTYPES = {np.dtype("<f4"): "float32", np.dtype("<i4"): "int32"}
+
+
+def _stored_tensor(dataset, name: str, where: str,
+                   backing: Tuple[str, int]) -> Optional[stored.StoredTensor]:
+    """The dataset as a byte range of its file, or None to read it now.
+
+    Only an unfiltered, contiguous (and, by ``check_dataset``, fully written)
+    float32/int32 dataset of at least ``stored.STORED_MIN_BYTES`` is kept in
+    place; its first and last values are compared with HDF5's own reading of
+    them, so a misread layout can only mean reading it now.
+    """
+    dtype = dataset.dtype
+    if dtype not in _STREAMED_DTYPES or dataset.nbytes < stored.STORED_MIN_BYTES:
+        return None
+    try:
+        plist = dataset.id.get_create_plist()
+        if plist.get_layout() != h5py.h5d.CONTIGUOUS or plist.get_nfilters():
+            return None
+        offset = dataset.id.get_offset()
+    except (OSError, RuntimeError, ValueError) as e:
+        raise InvalidModelError("%s: cannot read weight %r's header (%s); the file is corrupt"
+                                % (where, name, h5_reason(e) if isinstance(e, OSError) else e)
+                                ) from None
+    if offset is None:
+        return None
+    path, base = backing
+    start, size = base + offset, int(dataset.nbytes)
+    if start + size > os.path.getsize(path):
+        raise InvalidModelError("%s: weight %r runs past the end of the file (%d bytes from "
+                                "offset %d of %s); the file is truncated"
+                                % (where, name, size, start, path))
+    tensor = stored.StoredTensor(name, _STREAMED_DTYPES[dtype], dataset.shape, dtype,
+                                 [stored.FileRange(path, start, size)], where)
+    ends = [(0,) * dataset.ndim, tuple(d - 1 for d in dataset.shape)]
+    with open(path, "rb") as f:
+        for index, at in zip(ends, (start, start + size - dtype.itemsize)):
+            f.seek(at)
+            raw = np.frombuffer(f.read(dtype.itemsize), dtype=dtype)
+            if raw.size != 1 or raw.tobytes() != np.asarray(dataset[index], dtype).tobytes():
+                return None
+    return tensor
 
 
 def attr_text(value: Any) -> str:
@@ -313,7 +369,8 @@ def _read_full_model(f: h5py.File, path: str) -> LayersModel:
         by_slot = {slot.name: name for name, slot in pairs}
         group = weights[layer]
         for slot in slots:
-            tensors.append(read_tensor(group[by_slot[slot.name]], slot.name, path, slot.shape))
+            tensors.append(read_tensor(group[by_slot[slot.name]], slot.name, path, slot.shape,
+                                       backing=(path, 0)))
     return layers_model(translated, tensors, keras_version, backend, training_config)
 
 
@@ -416,7 +473,7 @@ def _read_weights_only(f: h5py.File, path: str) -> LayersModel:
             # loadWeights also accepts these names for RNN cells
             # (lstm/lstm_cell/kernel), dropping the cell segment.
             name = weight[:-2] if weight.endswith(":0") else weight
-            tensors.append(read_tensor(f[layer][weight], name, path))
+            tensors.append(read_tensor(f[layer][weight], name, path, backing=(path, 0)))
             layer_of[name] = layer
     return LayersModel(topology=None, groups=(tensors,), generated_by=None, layer_of=layer_of)
 
@@ -478,7 +535,7 @@ class _Keras3WeightsReader:
         for index, local in enumerate(names):
             dataset = vars_group.get(str(index))
             name = "%s/%s" % (scope, local)
-            self.tensors.append(read_tensor(dataset, name, self.path))
+            self.tensors.append(read_tensor(dataset, name, self.path, backing=(self.path, 0)))
             self.layer_of[name] = top
             self.read.add("%s/%d" % (vars_group.name.lstrip("/"), index))
 

@@ -11,7 +11,9 @@ what TF.js calls it.
 
 Nothing is extracted: the archive members are read in memory, and the weights
 file is opened by h5py through a read-only view of the archive when it is
-stored uncompressed (Keras writes it so), or from memory otherwise.
+stored uncompressed (Keras writes it so), or from memory otherwise. Stored
+uncompressed, its large datasets are byte ranges of the archive itself, which the
+writer streams (``keras_h5.read_tensor``'s ``backing``).
 """
 
 import io
@@ -19,7 +21,7 @@ import os
 import struct
 import zipfile
 import zlib
-from typing import Any, List, Optional
+from typing import Any, List, Optional, Tuple
 
 import h5py
 
@@ -76,8 +78,10 @@ def read_keras_v3(path: str) -> LayersModel:
         where = "%s!%s" % (path, WEIGHTS_H5)
         source = weights_source(archive, path)
         try:
+            backing = ((path, source.offset) if isinstance(source, _StoredMember)
+                       else None)
             with open_h5(source, where) as weights:
-                tensors = _read_weights(weights, translated, where)
+                tensors = _read_weights(weights, translated, where, backing)
         finally:
             source.close()
     return layers_model(translated, tensors, keras_version, None, None)
@@ -124,6 +128,11 @@ class _StoredMember(io.RawIOBase):
         self._offset = offset
         self._size = size
         self._pos = 0
+
+    @property
+    def offset(self) -> int:
+        """Where the member's bytes start in the archive."""
+        return self._offset
 
     def readable(self) -> bool:
         return True
@@ -197,7 +206,7 @@ def _data_offset(path: str, info: zipfile.ZipInfo) -> int:
 
 
 def _read_weights(weights: h5py.File, translated: keras_config.TranslatedModel,
-                  where: str) -> List[Tensor]:
+                  where: str, backing: Optional[Tuple[str, int]] = None) -> List[Tensor]:
     tensors = []
     for slot in translated.slots:
         dataset = weights.get(slot.v3_path)
@@ -206,7 +215,7 @@ def _read_weights(weights: h5py.File, translated: keras_config.TranslatedModel,
                 "%s: weight %r of layer %r is missing (expected a dataset at %s)"
                 % (where, slot.name, slot.layer, slot.v3_path))
         _check_owner(weights, slot, where)
-        tensors.append(read_tensor(dataset, slot.name, where, slot.shape))
+        tensors.append(read_tensor(dataset, slot.name, where, slot.shape, backing))
     check_all_read(weights, {s.v3_path for s in translated.slots}, where)
     return tensors
 

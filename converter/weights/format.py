@@ -6,6 +6,7 @@ bytes concatenated; the stream is cut into shards every ``weight_shard_size_byte
 bytes regardless of tensor boundaries (see docs/format.md).
 """
 
+import math
 import re
 from typing import Optional
 
@@ -191,7 +192,8 @@ def encoded_size(tensor) -> int:
     """Number of bytes ``tensor`` occupies in a shard stream."""
     if tensor.quantization is None and tensor.dtype == STRING:
         return sum(STRING_LENGTH_BYTES + len(v) for v in tensor.data.flat)
-    return int(tensor.data.size) * storage_dtype(tensor.dtype, tensor.quantization).itemsize
+    # From the shape, not the data: a stored tensor's data is read on access.
+    return math.prod(tensor.shape) * storage_dtype(tensor.dtype, tensor.quantization).itemsize
 
 
 def encode(tensor):

@@ -6,7 +6,8 @@ known (finite ``min``, positive ``scale``, dequantized range within the logical
 dtype: no float32 infinity, no int32 wrap-around); shard paths relative and inside
 the model directory; shard files present; expected byte counts (arbitrary-precision
 arithmetic, so no overflow) equal to the shard files' total size exactly; then the
-bytes are read once and decoded.
+bytes are read once and decoded, except that large fixed-width tensors stay in
+the shards until a writer streams them (``stored.StoredTensor``).
 """
 
 import math
@@ -19,7 +20,7 @@ from converter import jsonio
 from converter.errors import InvalidModelError, InvalidWeightsError
 from converter.model import Quantization, Tensor
 from converter.weights import format as wf
-from converter.weights import quantize
+from converter.weights import quantize, stored
 
 
 def _fail(where: str, message: str, *args):
@@ -149,6 +150,9 @@ def read_weight_groups(manifest: Any, model_dir: str, where: str) -> List[List[T
         if want > have or (not has_strings and want != have):
             _fail(where, "the weights %s need %d bytes but the shards %s hold %d bytes",
                   _names(specs), want, _names_of(files), have)
+        if not has_strings:
+            groups.append(_stored_group(where, specs, files, sizes))
+            continue
         buf = bytearray(have)
         view = memoryview(buf)
         offset = 0
@@ -160,6 +164,33 @@ def read_weight_groups(manifest: Any, model_dir: str, where: str) -> List[List[T
             offset += size
         groups.append(_decode_group(where, specs, buf, files))
     return groups
+
+
+def _stored_group(where: str, specs, files, sizes) -> List[Tensor]:
+    """A fixed-width group's tensors as the shard byte ranges holding them.
+
+    Large tensors stay in the shards until written (``stored.StoredTensor``), so
+    re-sharding a model of any size holds one chunk at a time; small ones are
+    read now. The caller has checked that the sizes add up exactly.
+    """
+    out = []
+    file_index, file_offset = 0, 0
+    for spec in specs:
+        q = _quantization(spec)
+        dt = wf.storage_dtype(spec[wf.DTYPE], q)
+        left = _fixed_size(spec)
+        ranges = []
+        while left:
+            while file_offset == sizes[file_index]:
+                file_index, file_offset = file_index + 1, 0
+            n = min(left, sizes[file_index] - file_offset)
+            ranges.append(stored.FileRange(files[file_index], file_offset, n))
+            file_offset += n
+            left -= n
+        tensor = stored.StoredTensor(spec[wf.NAME], spec[wf.DTYPE], spec[wf.SHAPE], dt, ranges,
+                                     where, q)
+        out.append(stored.stored_or_read(tensor))
+    return out
 
 
 def _is_string(spec: Dict) -> bool:

@@ -1,4 +1,8 @@
-"""Writes weight groups as TF.js shard files and returns their manifest."""
+"""Writes weight groups as TF.js shard files and returns their manifest.
+
+Tensors are written one at a time; a ``stored.StoredTensor`` is copied from its
+source file in bounded chunks, so writing holds no more than one chunk of it.
+"""
 
 import hashlib
 import os
@@ -7,6 +11,7 @@ from typing import Callable, Dict, Iterable, List, Optional, Sequence
 from converter.errors import InvalidWeightsError, UsageError
 from converter.model import Tensor
 from converter.weights import format as wf
+from converter.weights.stored import encode_chunks
 
 
 def manifest_entry(tensor: Tensor) -> Dict:
@@ -128,7 +133,8 @@ def write_weight_groups(groups: Sequence[Sequence[Tensor]], directory: str,
         paths = [wf.shard_file_name(gi, i, n) for i in range(n)]
         stream = _ShardStream(directory, paths, shard_size, hashed=content_hash)
         for tensor in group:
-            stream.write(wf.encode(tensor))
+            for buf in encode_chunks(tensor):
+                stream.write(buf)
         stream.close()
         paths = _final_names(directory, paths, gi, stream.digests, content_hash)
         manifest.append({wf.PATHS: paths, wf.WEIGHTS: [manifest_entry(t) for t in group]})
@@ -168,9 +174,9 @@ def write_weight_stream(tensors: Iterable[Tensor], directory: str,
             raise InvalidWeightsError("weight %r has dtype %r; want one of %s"
                                       % (tensor.name, tensor.dtype, ", ".join(wf.LOGICAL_DTYPES)))
         entries.append(manifest_entry(tensor))
-        buf = wf.encode(tensor)
-        total += memoryview(buf).nbytes
-        stream.write(buf)
+        for buf in encode_chunks(tensor):
+            total += memoryview(buf).nbytes
+            stream.write(buf)
     stream.close(check=False)
     count = stream.num_files
     n = wf.num_shards(total, shard_size)
