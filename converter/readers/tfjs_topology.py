@@ -104,42 +104,52 @@ def check_weights_match(model, where: str) -> None:
     """Raises InvalidModelError when the weights disagree with the topology's
     shapes (or a tensor is missing or unclaimed), as the Keras writer would.
 
-    Runs without TensorFlow or Keras (the tfjs -> tfjs path): the Keras
-    writer's translation says which tensors each layer owns (``translate``, no
-    Keras needed), the readers' per-layer rules (``keras_config.LAYER_RULES``)
-    which variables a layer has and the shape its config implies. The one
-    dimension a config leaves open, the layer's input features, is filled where
-    the layer before fixes it (``_input_features``); elsewhere it stays open
-    (TF.js's loader checks it). When a layer has no rule, its weights are not
-    checked and unclaimed tensors are not reported.
+    Messages start with ``where``. Classes and values with no Keras 3 form pass
+    (a limit of that writer, not a fault of the model).
+    """
+    try:
+        check_weight_shapes(model)
+    except UnsupportedLayerError:
+        pass
+    except InvalidModelError as e:
+        raise InvalidModelError(prefixed(str(e), where)) from None
+
+
+def check_weight_shapes(model) -> None:
+    """The weight check, without TensorFlow or Keras, its messages naming layers.
+
+    The Keras writer's translation (``writers.keras.translate``, which needs no
+    Keras) says which tensors each layer owns, the readers' per-layer rules
+    (``keras_config.LAYER_RULES``) which variables a layer has and the shape its
+    config implies. The one dimension a config leaves open, the layer's input
+    features, is filled where the layer before fixes it (``_input_features``);
+    elsewhere it stays open (Keras, or TF.js's loader, checks it). When a layer
+    has no rule, its weights are not checked and unclaimed tensors are not
+    reported. The Keras writer runs this before it imports Keras.
+
+    Raises:
+      InvalidModelError, UnsupportedLayerError: the translation's errors; a
+        tensor missing, unclaimed or of another shape than its variable's.
     """
     if model.topology is None:
         return
     from converter.writers import keras as keras_writer  # pylint: disable=import-outside-toplevel
-    try:
-        translated = keras_writer.translate(model, shapes_only=True)
-    except UnsupportedLayerError:
-        return  # no Keras 3 form: a limit of that writer, not a fault of the model
-    except InvalidModelError as e:
-        raise InvalidModelError(prefixed(str(e), where)) from None
+    translated = keras_writer.translate(model, shapes_only=True)
     features = _input_features(model.topology)
     complete = True
-    try:
-        for address, owner in translated.owners.items():
-            rule = keras_config.LAYER_RULES.get(owner.class_name)
-            if rule is None:
-                complete = False
-                continue
-            for var in rule.weights(owner.config):
-                shape = _filled(owner, var, features.get(address))
-                checked = keras_writer.Owner(owner.where, owner.class_name, owner.config,
-                                             owner.scopes, owner.deep,
-                                             {var.local: (var.local,) + var.aliases})
-                translated.pool.take(checked, var.local, shape)
-        if complete:
-            translated.pool.check_all_claimed()
-    except InvalidModelError as e:
-        raise InvalidModelError(prefixed(str(e), where)) from None
+    for address, owner in translated.owners.items():
+        rule = keras_config.LAYER_RULES.get(owner.class_name)
+        if rule is None:
+            complete = False
+            continue
+        for var in rule.weights(owner.config):
+            shape = _filled(owner, var, features.get(address))
+            checked = keras_writer.Owner(owner.where, owner.class_name, owner.config,
+                                         owner.scopes, owner.deep,
+                                         {var.local: (var.local,) + var.aliases})
+            translated.pool.take(checked, var.local, shape)
+    if complete:
+        translated.pool.check_all_claimed()
 
 
 # (Keras class, variable) -> the axis that holds the layer's input features.

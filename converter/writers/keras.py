@@ -60,7 +60,8 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tupl
 import h5py
 import numpy as np
 
-from converter.errors import InvalidModelError, UnsupportedLayerError, UsageError
+from converter.errors import (ConversionError, InvalidModelError, UnsupportedLayerError,
+                              UsageError)
 from converter.model import LayersModel
 from converter.weights import format as wf
 from converter.weights.quantize import dequantize_tensor
@@ -98,8 +99,13 @@ def write_keras_h5(model: LayersModel, path: str) -> None:
     with tempfile.TemporaryDirectory(prefix="keras_h5_") as tmp:
         saved = os.path.join(tmp, "model.h5")
         _save(keras_model, saved)
-        with h5py.File(saved, "r") as src, h5py.File(path, "w", libver=_HDF5_LIBVER) as dst:
+        image = io.BytesIO()
+        with h5py.File(saved, "r") as src, h5py.File(image, "w", libver=_HDF5_LIBVER) as dst:
             _copy_h5(src, dst)
+    # Written by Python, not libhdf5: a full disk is a plain OSError, and no
+    # half-written HDF5 file stays open inside the library.
+    with open(path, "wb") as f:
+        f.write(image.getbuffer())
 
 
 def write_keras_v3(model: LayersModel, path: str) -> None:
@@ -127,9 +133,13 @@ def build_keras_model(model: LayersModel):
     Raises:
       the errors of ``write_keras_h5``.
     """
+    # Shapes the layer configs fix, checked before TensorFlow is imported (and
+    # when it cannot be).
+    from converter.readers.tfjs_topology import check_weight_shapes
+    check_weight_shapes(model)
     translated = translate(model)
     with _native_stderr_silenced():
-        import keras  # pylint: disable=import-outside-toplevel
+        keras = _import_keras()
         try:
             keras_model = keras.saving.deserialize_keras_object(translated.config,
                                                                 safe_mode=True)
@@ -140,6 +150,17 @@ def build_keras_model(model: LayersModel):
     _set_trainable(keras_model, translated)
     _assign_weights(keras_model, translated)
     return keras_model
+
+
+def _import_keras():
+    try:
+        import keras  # pylint: disable=import-outside-toplevel
+    except ImportError as e:
+        raise ConversionError(
+            "writing Keras .h5/.keras files (and TF.js layers models as graphs) needs Keras 3 "
+            "with TensorFlow, which cannot be imported here (%s); install tensorflow and keras "
+            "from requirements_lock.txt" % _one_line(e)) from None
+    return keras
 
 
 @contextlib.contextmanager
