@@ -463,3 +463,82 @@ def test_refusal_of_a_bad_shard_names_the_file(small_graph, tmp_path):
         f.write(b"\0" * 4)
     with pytest.raises(InvalidWeightsError, match="model.json: the weights .* need \\d+ bytes"):
         api.convert(str(bad), str(tmp_path / "o"))
+
+
+# -- tfjs_layers_model -> keras_saved_model ---------------------------------------------
+
+
+def _keras22_topology():
+    """A Sequential model as Keras 2.2.4 saved it and old TF.js apps ship it: the
+    Sequential config is a bare list, the first layer carries batch_input_shape,
+    initializers are full class/config dicts, names have Keras 2.2's ``_1`` suffixes."""
+    init = {"class_name": "VarianceScaling", "config": {
+        "scale": 1.0, "mode": "fan_avg", "distribution": "uniform", "seed": None}}
+    zeros = {"class_name": "Zeros", "config": {}}
+    return {
+        "class_name": "Sequential",
+        "config": [
+            {"class_name": "Conv2D", "config": {
+                "name": "conv2d_1", "trainable": True, "batch_input_shape": [None, 8, 8, 1],
+                "dtype": "float32", "filters": 4, "kernel_size": [3, 3], "strides": [1, 1],
+                "padding": "valid", "data_format": "channels_last", "dilation_rate": [1, 1],
+                "activation": "relu", "use_bias": True, "kernel_initializer": init,
+                "bias_initializer": zeros, "kernel_regularizer": None, "bias_regularizer": None,
+                "activity_regularizer": None, "kernel_constraint": None, "bias_constraint": None}},
+            {"class_name": "MaxPooling2D", "config": {
+                "name": "max_pooling2d_1", "trainable": True, "pool_size": [2, 2],
+                "padding": "valid", "strides": [2, 2], "data_format": "channels_last"}},
+            {"class_name": "Dropout", "config": {
+                "name": "dropout_1", "trainable": True, "rate": 0.25, "noise_shape": None,
+                "seed": None}},
+            {"class_name": "Flatten", "config": {
+                "name": "flatten_1", "trainable": True, "data_format": "channels_last"}},
+            {"class_name": "Dense", "config": {
+                "name": "dense_1", "trainable": True, "units": 3, "activation": "softmax",
+                "use_bias": True, "kernel_initializer": init, "bias_initializer": zeros,
+                "kernel_regularizer": None, "bias_regularizer": None,
+                "activity_regularizer": None, "kernel_constraint": None,
+                "bias_constraint": None}},
+        ],
+    }
+
+
+def _keras22_layers_model(directory: pathlib.Path) -> pathlib.Path:
+    from converter.model import LayersModel, Tensor
+    from converter.writers.tfjs_layers import write_tfjs_layers
+    rng = np.random.default_rng(22)
+    tensors = [
+        Tensor("conv2d_1/kernel", rng.standard_normal((3, 3, 1, 4)).astype(np.float32), "float32"),
+        Tensor("conv2d_1/bias", rng.standard_normal(4).astype(np.float32) * 0.1, "float32"),
+        Tensor("dense_1/kernel", rng.standard_normal((36, 3)).astype(np.float32), "float32"),
+        Tensor("dense_1/bias", rng.standard_normal(3).astype(np.float32) * 0.1, "float32"),
+    ]
+    directory.mkdir(parents=True)
+    write_tfjs_layers(LayersModel({"model_config": _keras22_topology(), "keras_version": "2.2.4",
+                                   "backend": "tensorflow"}, (tensors,),
+                                  generated_by="keras v2.2.4"), str(directory), 4 << 20)
+    return directory
+
+
+def test_keras22_layers_model_to_keras_saved_model(tmp_path):
+    """A Keras 2.2-era layers model -> keras_saved_model; its served signature matches TF.js."""
+    import tensorflow as tf
+    src = _keras22_layers_model(tmp_path / "old_app_model")
+    out = tmp_path / "saved_model"
+    assert cli.main([str(src), str(out), "--output_format=keras_saved_model"]) == 0
+    x = np.random.default_rng(3).standard_normal((2, 8, 8, 1)).astype(np.float32)
+    result = tfjs_node.run_jobs([tfjs_node.Job(src, [x], backend="cpu", kind="layers",
+                                               job_id="keras22 layers")])[0].check()
+    sig = tf.saved_model.load(str(out)).signatures["serving_default"]
+    in_keys = sorted(sig.structured_input_signature[1])
+    assert len(in_keys) == 1
+    outputs = sig(**{in_keys[0]: tf.constant(x)})
+    assert sorted(outputs) == ["dense_1"]
+    tolerances.check_close([outputs["dense_1"].numpy()], result.outputs, GRAPH_INPUT,
+                           "keras22 keras_saved_model vs TF.js layers model")
+    # Served from the same signature in a fresh TensorFlow process (oneDNN off).
+    served, = saved_model_runner.run_signatures([(out, {in_keys[0]: x})])
+    tolerances.check_close([served["dense_1"]], result.outputs, GRAPH_INPUT,
+                           "keras22 served signature vs TF.js layers model")
+    print("keras22: max abs error %.3g" % tolerances.max_error([served["dense_1"]],
+                                                                 result.outputs))

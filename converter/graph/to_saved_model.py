@@ -512,8 +512,8 @@ def write_keras_saved_model(model, directory: str, where: str) -> None:
     The model goes through a private ``.keras`` archive (``writers/keras.py``)
     into Keras 3, which TensorFlow then saves with a ``serving_default``
     signature keyed by the model's input layer names and returning a dict keyed
-    by its output names (``output_<i>`` when unnamed or repeated), as the graph
-    path names them. Keras 3 writes no ``keras_metadata.pb``, so the directory
+    by its output names (the output layers' names when Keras has none;
+    ``output_<i>`` when repeated). Keras 3 writes no ``keras_metadata.pb``, so the directory
     reads back as a ``tf_saved_model``.
 
     Args:
@@ -537,9 +537,10 @@ def write_keras_saved_model(model, directory: str, where: str) -> None:
     inputs = list(keras_model.inputs)
     in_keys = _unique_keys([input_layer_name(t) for t in inputs], "input")
     out_names = list(getattr(keras_model, "output_names", None) or [])
-    num_outputs = len(tf.nest.flatten(keras_model.outputs))
-    if len(out_names) != num_outputs:
-        out_names = [None] * num_outputs
+    flat_outputs = tf.nest.flatten(keras_model.outputs)
+    if len(out_names) != len(flat_outputs):
+        # Keras 3 Sequential models have no output_names: name by the layer.
+        out_names = [input_layer_name(t) for t in flat_outputs]
     out_keys = _unique_keys(out_names, "output")
     specs = [tf.TensorSpec(t.shape, t.dtype, name=signature_key(k)) for k, t in zip(in_keys, inputs)]
 
