@@ -361,7 +361,8 @@ def _convert_layers_to_saved_model(request: rq.ConversionRequest, in_fmt: str,
     from converter.graph.to_saved_model import write_keras_saved_model
     model = lt.dequantize(_LAYERS_READERS[in_fmt](request.input_path))
     with atomic_directory(request.output_path, saved_model=True) as tmp:
-        write_keras_saved_model(model, tmp, request.input_path)
+        from converter.readers.tfjs_layers import model_json_path
+        write_keras_saved_model(model, tmp, model_json_path(request.input_path))
     return ConversionResult(in_fmt, out_fmt, request.output_path, len(model.tensors()), 1)
 
 

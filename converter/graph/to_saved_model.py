@@ -509,8 +509,8 @@ def _dtype_enum(name: str) -> int:
 def write_keras_saved_model(model, directory: str, where: str) -> None:
     """Writes a layers model as a SavedModel exported from its Keras 3 model.
 
-    The model goes through a private ``.keras`` archive (``writers/keras.py``)
-    into Keras 3, which TensorFlow then saves with a ``serving_default``
+    The Keras writer builds the ``keras.Model`` in memory
+    (``writers.keras.build_keras_model``), which TensorFlow then saves with a ``serving_default``
     signature keyed by the model's input layer names and returning a dict keyed
     by its output names (the output layers' names when Keras has none;
     ``output_<i>`` when repeated). Keras 3 writes no ``keras_metadata.pb``, so the directory
@@ -524,16 +524,16 @@ def write_keras_saved_model(model, directory: str, where: str) -> None:
     Raises:
       InvalidModelError: Keras cannot rebuild the model, or TensorFlow cannot save it.
     """
-    import os
-    import tempfile
-
     import tensorflow as tf
-    from converter.graph.keras import input_layer_name, load_keras_model
-    from converter.writers.keras import write_keras_v3
-    with tempfile.TemporaryDirectory(prefix="tfjs_layers_to_saved_model_") as tmp:
-        keras_path = os.path.join(tmp, "model.keras")
-        write_keras_v3(model, keras_path)
-        keras_model = load_keras_model(keras_path)
+    from converter.errors import UnsupportedLayerError
+    from converter.graph.keras import input_layer_name
+    from converter.readers.tfjs_topology import prefixed
+    from converter.writers.keras import build_keras_model
+    try:
+        keras_model = build_keras_model(model)
+    except (InvalidModelError, UnsupportedLayerError) as e:
+        # The Keras writer's messages name the layer, not the file.
+        raise type(e)(prefixed(str(e), where)) from None
     inputs = list(keras_model.inputs)
     in_keys = _unique_keys([input_layer_name(t) for t in inputs], "input")
     out_names = list(getattr(keras_model, "output_names", None) or [])
