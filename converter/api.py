@@ -147,8 +147,12 @@ _SCOPED_OPTIONS: List[Tuple[str, Callable[[str, str], bool], str]] = [
     ("dequantize", lambda i, o: o in rq.TFJS_OUTPUTS and i in (rq.TFJS_LAYERS_MODEL,
                                                              rq.TFJS_GRAPH_MODEL),
      "a TF.js input and output format"),
-    ("verify", lambda i, o: o in rq.TFJS_OUTPUTS or i == rq.TFJS_LAYERS_MODEL,
-     "a TF.js input or output (one side must run in TF.js)"),
+    # A graph-model source has no reference runner yet, and a SavedModel output
+    # no runner: --verify there would be silently ignored, so it is refused.
+    ("verify", lambda i, o: (o in rq.TFJS_OUTPUTS and i != rq.TFJS_GRAPH_MODEL)
+     or (i == rq.TFJS_LAYERS_MODEL and o in (rq.KERAS, rq.KERAS_KERAS)),
+     "a TF.js input or output (one side must run in TF.js; not yet a tfjs_graph_model input "
+     "or a SavedModel output)"),
 ]
 _DEFAULTS = rq.field_defaults()
 

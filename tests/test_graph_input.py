@@ -20,6 +20,7 @@ import json
 import os
 import pathlib
 import shutil
+import sys
 from typing import Callable, Dict, List, Optional
 
 import numpy as np
@@ -542,3 +543,60 @@ def test_keras22_layers_model_to_keras_saved_model(tmp_path):
                            "keras22 served signature vs TF.js layers model")
     print("keras22: max abs error %.3g" % tolerances.max_error([served["dense_1"]],
                                                                  result.outputs))
+
+
+# -- dispatch to the tflite / onnx writers (graph-out's), and option scopes ---------------
+
+
+@pytest.mark.parametrize("fmt,module,function", [("tflite", "converter.writers.tflite",
+                                                  "write_tflite"),
+                                                 ("onnx", "converter.writers.onnx", "write_onnx")])
+def test_graph_model_to_file_formats_goes_through_a_saved_model(small_graph, tmp_path,
+                                                                monkeypatch, fmt, module,
+                                                                function):
+    """tfjs_graph_model -> tflite/onnx hands the writer a loadable SavedModel of the model."""
+    import importlib
+    import types
+    import tensorflow as tf
+    calls = []
+
+    def fake_writer(saved_model_dir, output_path, request):
+        sig = tf.saved_model.load(saved_model_dir).signatures["serving_default"]
+        calls.append((sorted(sig.structured_input_signature[1]), sorted(sig.structured_outputs),
+                      output_path, request.output_format))
+        with open(output_path, "wb") as f:
+            f.write(b"model bytes")
+
+    try:
+        real = importlib.import_module(module)
+    except ImportError:
+        real = types.ModuleType(module)
+        monkeypatch.setitem(sys.modules, module, real)
+    monkeypatch.setattr(real, function, fake_writer, raising=False)
+    out = tmp_path / ("model." + fmt)
+    result = api.convert(str(small_graph), str(out), output_format=fmt)
+    doc = json.loads((small_graph / "model.json").read_text())
+    assert calls == [([signature_key(k) for k in sorted(doc["signature"]["inputs"])],
+                      sorted(doc["signature"]["outputs"]), str(out), fmt)]
+    assert out.read_bytes() == b"model bytes"
+    assert (result.input_format, result.output_format, result.num_weights) == (
+        "tfjs_graph_model", fmt, len(doc["weightsManifest"][0]["weights"]))
+
+
+@pytest.mark.parametrize("options,message", [
+    ({"verify": True}, "--verify applies only with a TF.js input or output (one side must run "
+     "in TF.js; not yet a tfjs_graph_model input or a SavedModel output) (converting "
+     "tfjs_graph_model to tf_saved_model)"),
+    ({"dequantize": True}, "--dequantize applies only with a TF.js input and output format "
+     "(converting tfjs_graph_model to tf_saved_model)"),
+    ({"tflite_batch_size": 1}, "--tflite_batch_size applies only with --output_format tflite "
+     "(converting tfjs_graph_model to tf_saved_model)"),
+    ({"onnx_opset": 13}, "--onnx_opset applies only with --output_format onnx (converting "
+     "tfjs_graph_model to tf_saved_model)"),
+])
+def test_options_outside_their_formats_are_usage_errors(small_graph, tmp_path, options, message):
+    from converter.errors import UsageError
+    with pytest.raises(UsageError) as e:
+        api.convert(str(small_graph), str(tmp_path / "o"), **options)
+    assert str(e.value) == message
+    assert not (tmp_path / "o").exists()
