@@ -541,6 +541,9 @@ def test_keras22_layers_model_to_keras_saved_model(tmp_path):
     served, = saved_model_runner.run_signatures([(out, {in_keys[0]: x})])
     tolerances.check_close([served["dense_1"]], result.outputs, GRAPH_INPUT,
                            "keras22 served signature vs TF.js layers model")
+    again = tmp_path / "again"
+    assert cli.main([str(src), str(again), "--output_format=keras_saved_model"]) == 0
+    assert _tree(again) == _tree(out), "keras_saved_model is not byte-reproducible"
     print("keras22: max abs error %.3g" % tolerances.max_error([served["dense_1"]],
                                                                  result.outputs))
 
@@ -600,3 +603,36 @@ def test_options_outside_their_formats_are_usage_errors(small_graph, tmp_path, o
         api.convert(str(small_graph), str(tmp_path / "o"), **options)
     assert str(e.value) == message
     assert not (tmp_path / "o").exists()
+
+
+def test_saved_model_is_byte_reproducible(small_graph, tmp_path):
+    """Two conversions give the same bytes (TensorFlow's random fingerprint uuid is fixed)."""
+    api.convert(str(small_graph), str(tmp_path / "a"))
+    api.convert(str(small_graph), str(tmp_path / "b"))
+    assert _tree(tmp_path / "a") == _tree(tmp_path / "b")
+    assert "fingerprint.pb" in _tree(tmp_path / "a")
+
+
+@pytest.mark.parametrize("mutate,message", [
+    (lambda d: d["modelTopology"]["node"].__setitem__(1, "oops"),
+     "modelTopology.node[1] is not a node with a name and an op"),
+    (lambda d: d["modelTopology"].__setitem__("node", {"a": 1}),
+     "modelTopology.node is a dict; want a list"),
+    (lambda d: d.__setitem__("modelTopology", [1]), "modelTopology is a list; want a GraphDef "
+     "object"),
+    (lambda d: d["signature"]["inputs"][next(iter(d["signature"]["inputs"]))].__setitem__(
+        "dtype", "DT_NOPE"), "dtype 'DT_NOPE' is not a TensorFlow DataType"),
+])
+def test_malformed_graph_model_json(small_graph, tmp_path, capsys, mutate, message):
+    bad = tmp_path / "bad"
+    shutil.copytree(small_graph, bad)
+    doc = json.loads((bad / "model.json").read_text())
+    mutate(doc)
+    (bad / "model.json").write_text(json.dumps(doc))
+    out = _previous(tmp_path, small_graph)
+    before = _tree(out)
+    code, stderr = _cli(capsys, bad, out)
+    assert code == 1
+    assert stderr.startswith("tfjs_converter: error: %s: " % (bad / "model.json"))
+    assert message in stderr and stderr.count("\n") == 1
+    assert _tree(out) == before

@@ -499,6 +499,111 @@ def write_saved_model(model: GraphModel, directory: str) -> None:
     except (ValueError, TypeError, tf.errors.OpError) as e:
         raise InvalidModelError("%s: TensorFlow cannot save the graph as a SavedModel: %s"
                                 % (where, e)) from None
+    canonicalize_saved_model(directory)
+
+
+_TRACE_COUNTER = re.compile(r"_\d+(?=_|$)")
+
+
+def _repeated(field) -> bool:
+    is_repeated = getattr(field, "is_repeated", None)
+    if is_repeated is not None:
+        return bool(is_repeated)
+    return field.label == field.LABEL_REPEATED
+
+
+def _replace_strings(message, names: Dict[str, str]) -> None:
+    """Replaces, everywhere in a protobuf message, strings (and map keys) that are keys of
+    ``names``; node inputs ``name:port`` too."""
+    from google.protobuf.descriptor import FieldDescriptor
+
+    def fixed(value: str) -> str:
+        if value in names:
+            return names[value]
+        head, sep, rest = value.lstrip("^").partition(":")
+        if sep and head in names:
+            return value[:len(value) - len(value.lstrip("^"))] + names[head] + sep + rest
+        return value
+
+    for field, value in message.ListFields():
+        if field.message_type is not None and field.message_type.GetOptions().map_entry:
+            value_field = field.message_type.fields_by_name["value"]
+            items = list(value.items())
+            for key, _ in items:
+                del value[key]
+            for key, item in items:
+                key = fixed(key) if isinstance(key, str) else key
+                if value_field.type == FieldDescriptor.TYPE_MESSAGE:
+                    _replace_strings(item, names)
+                    value[key].CopyFrom(item)
+                else:
+                    value[key] = fixed(item) if isinstance(item, str) else item
+        elif field.type == FieldDescriptor.TYPE_MESSAGE:
+            if _repeated(field):
+                for item in value:
+                    _replace_strings(item, names)
+            else:
+                _replace_strings(value, names)
+        elif field.type == FieldDescriptor.TYPE_STRING:
+            if _repeated(field):
+                value[:] = [fixed(v) for v in value]
+            else:
+                setattr(message, field.name, fixed(value))
+
+
+def canonicalize_saved_model(directory: str) -> None:
+    """Makes ``saved_model.pb`` and ``fingerprint.pb`` byte-reproducible.
+
+    TensorFlow names traced functions with a process-wide counter
+    (``__inference_serve_10144``), so the same model saved first or fifth in a
+    persistent worker would differ; functions are renamed by their order of
+    creation (the counter's order), debug info dropped, and the fingerprint
+    recomputed from the renamed files, with its random ``uuid`` replaced by a
+    number derived from the fingerprint's content hashes.
+    """
+    import hashlib
+    import os
+    from tensorflow.core.protobuf import fingerprint_pb2, saved_model_pb2
+    from tensorflow.python.saved_model.pywrap_saved_model import fingerprinting
+    path = os.path.join(directory, "saved_model.pb")
+    saved = saved_model_pb2.SavedModel()
+    with open(path, "rb") as f:
+        saved.ParseFromString(f.read())
+    functions = [fn.signature.name for meta in saved.meta_graphs
+                 for fn in meta.graph_def.library.function]
+
+    def counters(name: str):
+        return [int(m.group()[1:]) for m in _TRACE_COUNTER.finditer(name)]
+
+    names, taken = {}, set()
+    for i, name in enumerate(sorted(functions, key=lambda n: (counters(n), n))):
+        base = _TRACE_COUNTER.sub("", name)
+        names[name] = _unique("%s_%d" % (base, i), taken)
+    _replace_strings(saved, names)
+    for meta in saved.meta_graphs:
+        meta.graph_def.library.function.sort(key=lambda fn: fn.signature.name)
+        # Captured resources get their tensor's process-wide id as their name.
+        for fn in meta.graph_def.library.function:
+            for index in sorted(fn.arg_attr):
+                attr = fn.arg_attr[index].attr
+                if "_user_specified_name" in attr and attr["_user_specified_name"].s.isdigit():
+                    attr["_user_specified_name"].s = b"capture_%d" % index
+    with open(path, "wb") as f:
+        f.write(saved.SerializeToString(deterministic=True))
+    debug = os.path.join(directory, "debug", "saved_model_debug_info.pb")
+    if os.path.exists(debug):
+        os.remove(debug)
+        os.rmdir(os.path.dirname(debug))
+    fingerprint_path = os.path.join(directory, "fingerprint.pb")
+    if not os.path.exists(fingerprint_path):
+        return
+    fingerprint = fingerprint_pb2.FingerprintDef()
+    fingerprint.ParseFromString(fingerprinting.CreateFingerprintDef(directory))
+    fingerprint.uuid = ""
+    digest = hashlib.sha256(fingerprint.SerializeToString(deterministic=True)).digest()
+    fingerprint.uuid = str(int.from_bytes(digest[:16], "big"))
+    with open(fingerprint_path, "wb") as f:
+        f.write(fingerprint.SerializeToString(deterministic=True))
 
 
 def _dtype_enum(name: str) -> int:
@@ -529,6 +634,12 @@ def write_keras_saved_model(model, directory: str, where: str) -> None:
     from converter.graph.keras import input_layer_name
     from converter.readers.tfjs_topology import prefixed
     from converter.writers.keras import build_keras_model
+    import keras
+    # Layers and models without a name in the topology (a Keras 2.2 Sequential
+    # has none) get one from Keras's process-wide counters, which end up in the
+    # SavedModel's function signatures: start them afresh, so a persistent
+    # worker writes the same bytes for the same model every time.
+    keras.backend.clear_session()
     try:
         keras_model = build_keras_model(model)
     except (InvalidModelError, UnsupportedLayerError) as e:
@@ -555,6 +666,7 @@ def write_keras_saved_model(model, directory: str, where: str) -> None:
     except (ValueError, TypeError, tf.errors.OpError) as e:
         raise InvalidModelError("%s: TensorFlow cannot save the Keras model as a SavedModel: %s"
                                 % (where, e)) from None
+    canonicalize_saved_model(directory)
 
 
 def _unique_keys(names, fallback: str) -> List[str]:

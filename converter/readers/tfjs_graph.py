@@ -67,9 +67,41 @@ def read_graph_weights(json_path: str, doc: Dict[str, Any]) -> List[List[Tensor]
                               json_path)
 
 
+def _check_nodes(value: Any, what: str, json_path: str) -> None:
+    """Every node an object with a non-empty string name and op (protobuf's JSON
+    parser would accept others as empty nodes)."""
+    nodes = [(what + ".node", value.get("node", []))]
+    library = value.get("library") or {}
+    if not isinstance(library, dict):
+        raise InvalidModelError("%s: %s.library is a %s; want an object"
+                                % (json_path, what, type(library).__name__))
+    functions = library.get("function", [])
+    if not isinstance(functions, list):
+        raise InvalidModelError("%s: %s.library.function is a %s; want a list"
+                                % (json_path, what, type(functions).__name__))
+    for i, func in enumerate(functions):
+        if not isinstance(func, dict):
+            raise InvalidModelError("%s: %s.library.function[%d] is a %s; want an object"
+                                    % (json_path, what, i, type(func).__name__))
+        nodes.append(("%s.library.function[%d].nodeDef" % (what, i), func.get("nodeDef", [])))
+    for where, entries in nodes:
+        if not isinstance(entries, list):
+            raise InvalidModelError("%s: %s is a %s; want a list"
+                                    % (json_path, where, type(entries).__name__))
+        for i, node in enumerate(entries):
+            if not isinstance(node, dict) or not all(
+                    isinstance(node.get(k), str) and node.get(k) for k in ("name", "op")):
+                raise InvalidModelError("%s: %s[%d] is not a node with a name and an op"
+                                        % (json_path, where, i))
+
+
 def _parse_graph_def(value: Any, what: str, json_path: str):
     from google.protobuf import json_format
     from tensorflow.core.framework import graph_pb2
+    if not isinstance(value, dict):
+        raise InvalidModelError("%s: %s is a %s; want a GraphDef object"
+                                % (json_path, what, type(value).__name__))
+    _check_nodes(value, what, json_path)
     graph_def = graph_pb2.GraphDef()
     try:
         # Third-party tools add keys of their own; TF.js ignores them too.
