@@ -122,6 +122,13 @@ _GRAPH_READERS = {
     rq.TFJS_LAYERS_MODEL: _graph_tfjs_layers,
 }
 
+def _graph_pipeline(i: str, o: str) -> bool:
+    """The forward graph pipeline runs (a graph-model input is copied, not re-frozen)."""
+    return o == rq.TFJS_GRAPH_MODEL and i != rq.TFJS_GRAPH_MODEL
+
+
+_GRAPH_PIPELINE = "--output_format tfjs_graph_model from a TensorFlow, Keras or layers model"
+
 # Options that only mean something for some formats: (field, applies?, what it needs).
 _SCOPED_OPTIONS: List[Tuple[str, Callable[[str, str], bool], str]] = [
     ("weight_shard_size_bytes", lambda i, o: o in rq.TFJS_OUTPUTS, "a TF.js output format"),
@@ -134,13 +141,12 @@ _SCOPED_OPTIONS: List[Tuple[str, Callable[[str, str], bool], str]] = [
     ("signature_name", lambda i, o: i in (rq.TF_SAVED_MODEL, rq.TF_HUB),
      "--input_format tf_saved_model or tf_hub"),
     ("output_node_names", lambda i, o: i == rq.TF_FROZEN_MODEL, "--input_format tf_frozen_model"),
-    ("control_flow_v2", lambda i, o: o == rq.TFJS_GRAPH_MODEL, "--output_format tfjs_graph_model"),
+    ("control_flow_v2", _graph_pipeline, _GRAPH_PIPELINE),
     ("saved_model_tags", lambda i, o: i in (rq.TF_SAVED_MODEL, rq.TF_HUB, rq.KERAS_SAVED_MODEL),
      "--input_format tf_saved_model or tf_hub"),
-    ("strip_debug_ops", lambda i, o: o == rq.TFJS_GRAPH_MODEL, "--output_format tfjs_graph_model"),
-    ("use_structured_outputs_names", lambda i, o: o == rq.TFJS_GRAPH_MODEL,
-     "--output_format tfjs_graph_model"),
-    ("skip_op_check", lambda i, o: o == rq.TFJS_GRAPH_MODEL, "--output_format tfjs_graph_model"),
+    ("strip_debug_ops", _graph_pipeline, _GRAPH_PIPELINE),
+    ("use_structured_outputs_names", _graph_pipeline, _GRAPH_PIPELINE),
+    ("skip_op_check", _graph_pipeline, _GRAPH_PIPELINE),
     ("tflite_select_tf_ops", lambda i, o: o == rq.TFLITE, "--output_format tflite"),
     ("tflite_batch_size", lambda i, o: o == rq.TFLITE, "--output_format tflite"),
     ("onnx_opset", lambda i, o: o == rq.ONNX, "--output_format onnx"),

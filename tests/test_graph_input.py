@@ -596,6 +596,12 @@ def test_graph_model_to_file_formats_goes_through_a_saved_model(small_graph, tmp
      "(converting tfjs_graph_model to tf_saved_model)"),
     ({"onnx_opset": 13}, "--onnx_opset applies only with --output_format onnx (converting "
      "tfjs_graph_model to tf_saved_model)"),
+    ({"control_flow_v2": True, "output_format": "tfjs_graph_model"}, "--control_flow_v2 applies "
+     "only with --output_format tfjs_graph_model from a TensorFlow, Keras or layers model "
+     "(converting tfjs_graph_model to tfjs_graph_model)"),
+    ({"strip_debug_ops": False, "output_format": "tfjs_graph_model"}, "--strip_debug_ops "
+     "applies only with --output_format tfjs_graph_model from a TensorFlow, Keras or layers "
+     "model (converting tfjs_graph_model to tfjs_graph_model)"),
 ])
 def test_options_outside_their_formats_are_usage_errors(small_graph, tmp_path, options, message):
     from converter.errors import UsageError
