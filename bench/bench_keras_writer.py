@@ -7,7 +7,11 @@ converter. Each measurement is a fresh ``python -m converter <model>_tfjs OUT
 --output_format keras_keras`` process (what a user or a build action runs),
 spawn to exit, with its peak RSS (``ru_maxrss`` from ``wait4``); the child also
 reports the in-process time of the conversion call itself (``convert()``, after
-importing ``converter.api``; a writer that needs Keras pays its import there). Every case runs once to warm the page cache, then
+importing ``converter.api``). Two variants per conversion: ``cold`` (what a
+fresh process pays; a writer that needs Keras imports it inside ``convert()``)
+and ``keras_imported`` (Keras and TensorFlow imported before the timed call, as
+in the persistent worker after its first Keras request: ``convert_s`` is then
+the writer's own work). Every case runs once to warm the page cache, then
 ``--runs`` times, interleaved round by round so a burst of load on this shared
 2-core machine hits all cases alike; medians (and min/max) are reported, and
 when two roots are given (``--converter_root`` and ``--baseline_root``) the
@@ -54,10 +58,15 @@ import json, sys, time
 t0 = time.perf_counter()
 from converter.api import convert
 t1 = time.perf_counter()
-convert(sys.argv[1], sys.argv[2], output_format=sys.argv[3])
+if sys.argv[4] == "1":
+    import keras  # noqa: F401
 t2 = time.perf_counter()
-print(json.dumps({"import_s": t1 - t0, "convert_s": t2 - t1}))
+convert(sys.argv[1], sys.argv[2], output_format=sys.argv[3])
+t3 = time.perf_counter()
+print(json.dumps({"import_s": t1 - t0, "import_keras_s": t2 - t1, "convert_s": t3 - t2}))
 """
+# variant -> import Keras (and TensorFlow) before the timed convert() call.
+VARIANTS = {"cold": "0", "keras_imported": "1"}
 
 
 def source_dir(model):
@@ -80,14 +89,15 @@ def build_sources(models):
                            check=True, env=env, cwd=ROOT)
 
 
-def measure(root, model, fmt):
+def measure(root, model, fmt, variant="cold"):
     """Wall seconds, peak RSS (MB) and in-process timings of one conversion."""
     with tempfile.TemporaryDirectory() as tmp, tempfile.TemporaryFile() as out, \
             tempfile.TemporaryFile() as err:
         dst = os.path.join(tmp, "out" + FORMATS[fmt])
         start = time.perf_counter()
         proc = subprocess.Popen([sys.executable, "-c", _CONVERT_SCRIPT,
-                                 os.path.join(source_dir(model), "model.json"), dst, fmt],
+                                 os.path.join(source_dir(model), "model.json"), dst, fmt,
+                                 VARIANTS[variant]],
                                 stdout=out, stderr=err, cwd=root,
                                 env=dict(os.environ, PYTHONPATH=root, TF_CPP_MIN_LOG_LEVEL="3"))
         _, status, usage = os.wait4(proc.pid, 0)
@@ -141,13 +151,14 @@ def main(argv=None) -> int:
             parser.error("%s holds no converter/" % root)
     build_sources(models)
     quiet = machine.wait_for_quiet(args.max_load, args.wait_s)
-    cases = [(label, model, fmt) for model in models for fmt in formats for label in roots]
-    for label, model, fmt in cases:  # warm-up, not recorded
-        measure(roots[label], model, fmt)
+    cases = [(label, model, fmt, variant) for model in models for fmt in formats
+             for variant in VARIANTS for label in roots]
+    for label, model, fmt, variant in cases:  # warm-up, not recorded
+        measure(roots[label], model, fmt, variant)
     load_before = machine.load_average()
     rounds = []
     for index in range(args.runs):
-        rounds.append({case: measure(roots[case[0]], case[1], case[2]) for case in cases})
+        rounds.append({case: measure(roots[case[0]], *case[1:]) for case in cases})
         print("round %d/%d done" % (index + 1, args.runs), file=sys.stderr)
     report = {"runs": args.runs, "quiet_at_start": quiet, "load_before": load_before,
               "load_after": machine.load_average(), "roots": {
@@ -155,20 +166,22 @@ def main(argv=None) -> int:
               "cases": {}}
     for model in models:
         for fmt in formats:
-            entry = {}
-            for label in roots:
-                per = [r[(label, model, fmt)] for r in rounds]
-                entry[label] = {key: _summary([p[key] for p in per])
-                                for key in ("wall_s", "convert_s", "import_s", "rss_mb")}
-                entry[label]["size"] = per[0]["size"]
-            if "old" in roots:
-                for key in ("wall_s", "convert_s"):
-                    ratios = [r[("new", model, fmt)][key] / r[("old", model, fmt)][key]
-                              for r in rounds]
-                    entry["new_over_old_" + key] = {
-                        "of_medians": entry["new"][key]["median"] / entry["old"][key]["median"],
-                        "median_of_rounds": statistics.median(ratios)}
-            report["cases"]["%s->%s" % (model, fmt)] = entry
+            for variant in VARIANTS:
+                entry = {}
+                for label in roots:
+                    per = [r[(label, model, fmt, variant)] for r in rounds]
+                    entry[label] = {key: _summary([p[key] for p in per]) for key in (
+                        "wall_s", "convert_s", "import_s", "import_keras_s", "rss_mb")}
+                    entry[label]["size"] = per[0]["size"]
+                if "old" in roots:
+                    for key in ("wall_s", "convert_s"):
+                        ratios = [r[("new", model, fmt, variant)][key]
+                                  / r[("old", model, fmt, variant)][key] for r in rounds]
+                        entry["new_over_old_" + key] = {
+                            "of_medians": entry["new"][key]["median"]
+                            / entry["old"][key]["median"],
+                            "median_of_rounds": statistics.median(ratios)}
+                report["cases"]["%s->%s %s" % (model, fmt, variant)] = entry
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out, "w") as f:
         json.dump(report, f, indent=2, sort_keys=True)
