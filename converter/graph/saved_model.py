@@ -82,6 +82,38 @@ class _Frozen:
         self.outputs = outputs
 
 
+# Protobuf cannot serialize a message of 2 GiB or more, and a frozen GraphDef is
+# one message holding every weight (TensorFlow serializes it to optimize, import
+# or save it).
+PROTOBUF_LIMIT_BYTES = (1 << 31) - 1
+
+
+def check_frozen_size(func, where: str) -> None:
+    """Refuses, before anything is frozen, a function whose frozen GraphDef would
+    hold more than ``PROTOBUF_LIMIT_BYTES``: its captured variables' bytes plus
+    the graph's own (counted only when the variables come near the limit).
+
+    Raises:
+      InvalidModelError: naming ``where``, the sizes and the limit.
+    """
+    weights = 0
+    for variable in func.variables:
+        shape = variable.shape
+        if shape.is_fully_defined():
+            weights += shape.num_elements() * variable.dtype.size
+    if weights <= PROTOBUF_LIMIT_BYTES // 2:
+        return
+    total = weights + func.graph.as_graph_def().ByteSize()
+    if total > PROTOBUF_LIMIT_BYTES:
+        raise InvalidModelError(
+            "%s: a TF.js graph model is converted through one frozen GraphDef, which would "
+            "hold %d bytes (%d of them the weights of %d variables), over protobuf's limit of "
+            "%d bytes for one message; convert to tfjs_layers_model instead (from Keras or TF.js "
+            "layers sources; it streams weights of any size), or split the model" % (where, total, weights,
+                                                           len(func.variables),
+                                                           PROTOBUF_LIMIT_BYTES))
+
+
 def _freeze(func, control_flow_v2: bool, where: str,
             read_variable: Optional[Callable[[object], Optional[np.ndarray]]] = None) -> _Frozen:
     """Freezes ``func``'s variables into Const nodes of a GraphDef.
@@ -100,6 +132,8 @@ def _freeze(func, control_flow_v2: bool, where: str,
     """
     # pylint: disable=protected-access
     from tensorflow.python.framework import convert_to_constants as c2c
+
+    check_frozen_size(func, where)
 
     class ConverterData(c2c._FunctionConverterDataInEager):
         def _eval(self, tensor):
