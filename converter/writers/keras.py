@@ -1352,7 +1352,7 @@ def _walk(layer, chain: Tuple[str, ...]) -> Iterator[Tuple[Tuple[str, ...], Any,
 
 
 def _check_connected(keras_model, translated: Translation) -> None:
-    built = {address[:-1] + (layer.name,): layer for address, layer, _ in _walk(keras_model, ())}
+    built = {address: layer for address, layer, _ in _walk(keras_model, ())}
     for chain, names in translated.functional_layers.items():
         model = built.get(chain)
         kept = {layer.name for layer in model.layers} if model is not None else set()
