@@ -48,10 +48,10 @@ TensorFlow nor Keras; building and saving import Keras (TensorFlow backend).
 
 import contextlib
 import dataclasses
-import io
 import json
 import os
 import re
+import shutil
 import sys
 import tempfile
 import zipfile
@@ -75,6 +75,8 @@ _HDF5_LIBVER = ("earliest", "v110")
 # Every .keras entry gets this date, the zip epoch.
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 _ZIP_ENTRIES = ("metadata.json", "config.json", "model.weights.h5")
+# Weights are copied between files in chunks of this size.
+_COPY_CHUNK = 4 << 20
 # Keras errors are quoted on one line, cut to this length.
 _MAX_QUOTE = 400
 
@@ -97,15 +99,14 @@ def write_keras_h5(model: LayersModel, path: str) -> None:
     """
     keras_model = build_keras_model(model)
     with tempfile.TemporaryDirectory(prefix="keras_h5_") as tmp:
-        saved = os.path.join(tmp, "model.h5")
+        saved, canonical = os.path.join(tmp, "model.h5"), os.path.join(tmp, "canonical.h5")
         _save(keras_model, saved)
-        image = io.BytesIO()
-        with h5py.File(saved, "r") as src, h5py.File(image, "w", libver=_HDF5_LIBVER) as dst:
-            _copy_h5(src, dst)
-    # Written by Python, not libhdf5: a full disk is a plain OSError, and no
-    # half-written HDF5 file stays open inside the library.
-    with open(path, "wb") as f:
-        f.write(image.getbuffer())
+        del keras_model  # its variables: one copy of the weights less from here on
+        _canonical_h5(saved, canonical)
+        # Copied by Python, not written by libhdf5: a full disk is a plain
+        # OSError, and no half-written HDF5 file stays open inside the library.
+        with open(canonical, "rb") as src, open(path, "wb") as dst:
+            shutil.copyfileobj(src, dst, _COPY_CHUNK)
 
 
 def write_keras_v3(model: LayersModel, path: str) -> None:
@@ -124,7 +125,8 @@ def write_keras_v3(model: LayersModel, path: str) -> None:
     with tempfile.TemporaryDirectory(prefix="keras_v3_") as tmp:
         saved = os.path.join(tmp, "model.keras")
         _save(keras_model, saved)
-        _repack(saved, path)
+        del keras_model
+        _repack(saved, path, tmp)
 
 
 def build_keras_model(model: LayersModel):
@@ -226,7 +228,18 @@ def _copy_attrs(src, dst) -> None:
         dst.attrs.create(name, src.attrs[name], dtype=src.attrs.get_id(name).dtype)
 
 
-def _repack(saved: str, path: str) -> None:
+def _canonical_h5(src_path: str, dst_path: str) -> None:
+    with h5py.File(src_path, "r") as src, \
+            h5py.File(dst_path, "w", libver=_HDF5_LIBVER) as dst:
+        _copy_h5(src, dst)
+
+
+def _repack(saved: str, path: str, tmp: str) -> None:
+    """Rewrites Keras's ``.keras`` archive at ``saved`` deterministically to ``path``.
+
+    The weights pass through files in ``tmp``, never whole in memory.
+    """
+    extracted, canonical = os.path.join(tmp, "extracted.h5"), os.path.join(tmp, "canonical.h5")
     with zipfile.ZipFile(saved) as archive:
         names = archive.namelist()
         if sorted(names) != sorted(_ZIP_ENTRIES):
@@ -236,23 +249,27 @@ def _repack(saved: str, path: str) -> None:
         # date_saved is left out: Keras does not read it and it would break
         # byte-identical output.
         metadata.pop("date_saved", None)
-        weights = io.BytesIO()
-        with h5py.File(io.BytesIO(archive.read("model.weights.h5")), "r") as src, \
-                h5py.File(weights, "w", libver=_HDF5_LIBVER) as dst:
-            _copy_h5(src, dst)
-        contents = {
-            "metadata.json": json.dumps(metadata).encode("utf-8"),
-            "config.json": json.dumps(_renumber_shared(
-                json.loads(archive.read("config.json")), {})).encode("utf-8"),
-            "model.weights.h5": weights.getbuffer(),  # no copy of the weights
-        }
+        config = _renumber_shared(json.loads(archive.read("config.json")), {})
+        with archive.open("model.weights.h5") as src, open(extracted, "wb") as dst:
+            shutil.copyfileobj(src, dst, _COPY_CHUNK)
+    _canonical_h5(extracted, canonical)
+    os.remove(extracted)
+    small = {"metadata.json": json.dumps(metadata).encode("utf-8"),
+             "config.json": json.dumps(config).encode("utf-8")}
     with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as zf:
         for name in _ZIP_ENTRIES:
             info = zipfile.ZipInfo(name, date_time=_ZIP_DATE)
             info.compress_type = zipfile.ZIP_STORED
             info.create_system = 3  # Unix, whatever the host
             info.external_attr = 0o644 << 16
-            zf.writestr(info, contents[name])
+            if name in small:
+                zf.writestr(info, small[name])
+                continue
+            # The size up front, as writestr sets it: the same header (and zip64
+            # choice) as writing the bytes at once.
+            info.file_size = os.path.getsize(canonical)
+            with open(canonical, "rb") as src, zf.open(info, "w") as dst:
+                shutil.copyfileobj(src, dst, _COPY_CHUNK)
 
 
 def _renumber_shared(value: Any, ids: Dict[Any, int]) -> Any:
