@@ -5,7 +5,8 @@ The CLI, the Python API, the Bazel worker and the rules all build a
 """
 
 import dataclasses
-from typing import Dict, Optional, Tuple
+import typing
+from typing import Any, Dict, Mapping, Optional, Tuple
 
 from converter.errors import UsageError
 from converter.weights import format as wf
@@ -44,6 +45,9 @@ TFJS_OUTPUTS = (TFJS_LAYERS_MODEL, TFJS_GRAPH_MODEL)
 VERIFY_BACKENDS = ("cpu", "wasm")
 ALL_VERIFY_BACKENDS = ("cpu", "wasm", "webgl")
 QUANTIZE_DTYPES = ("float16", "uint8", "uint16")
+# Backends that run in Node, inside a build action; webgl needs a browser
+# (tfjs_model_test runs it).
+NODE_VERIFY_BACKENDS = ("cpu", "wasm")
 
 # Patterns value meaning "every weight no other pattern claims" (a quantize flag
 # given without a value).
@@ -141,7 +145,125 @@ class ConversionRequest:
         return dataclasses.replace(self, **changes)
 
 
+# The values a field may take (each element of a tuple field); other fields
+# take any value of their kind.
+FIELD_CHOICES: Dict[str, Tuple[str, ...]] = {
+    "input_format": INPUT_FORMATS,
+    "output_format": OUTPUT_FORMATS,
+    "verify_backends": ALL_VERIFY_BACKENDS,
+}
+
+# Where the Bazel rule tfjs_model's defaults differ from the request's: a build
+# step verifies its output once, then caches it (docs/rules.md). Generated into
+# tfjs_rules/private/generated_formats.bzl by tools/gen_bzl_defaults.py.
+RULE_DEFAULT_OVERRIDES: Dict[str, object] = {
+    "verify": True,
+}
+
+# JSON kinds of the field types: what a request file may hold for each field.
+_KINDS = {
+    str: "string",
+    bool: "bool",
+    int: "int",
+    Tuple[str, ...]: "string_list",
+    Tuple[Tuple[str, str], ...]: "string_pairs",
+}
+
+
 def field_defaults() -> Dict[str, object]:
     """The default of every optional field, for the CLI, worker and rules."""
     return {f.name: f.default for f in dataclasses.fields(ConversionRequest)
             if f.default is not dataclasses.MISSING}
+
+
+def field_kinds() -> Dict[str, Tuple[str, bool]]:
+    """``{field: (kind, nullable)}``: kind is string, bool, int, string_list or
+    string_pairs; nullable when ``None`` is a value of the field."""
+    hints = typing.get_type_hints(ConversionRequest)
+    out = {}
+    for f in dataclasses.fields(ConversionRequest):
+        hint = hints[f.name]
+        args = typing.get_args(hint)
+        nullable = typing.get_origin(hint) is typing.Union and type(None) in args
+        if nullable:
+            hint = [a for a in args if a is not type(None)][0]
+        out[f.name] = (_KINDS[hint], nullable)
+    return out
+
+
+def _value_of(name: str, kind: str, nullable: bool, value: Any, where: str) -> Any:
+    """``value`` of a request file as the field's Python value.
+
+    Raises:
+      UsageError: ``value`` is not of the field's kind or not one of its choices.
+    """
+    if value is None and nullable:
+        return None
+    want = {"string": "a string", "bool": "true or false", "int": "an integer",
+            "string_list": "a list of strings",
+            "string_pairs": "a list of [key, value] string pairs"}[kind]
+    if nullable:
+        want += " or null"
+    ok = {
+        "string": lambda v: isinstance(v, str),
+        "bool": lambda v: isinstance(v, bool),
+        "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
+        "string_list": lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
+        "string_pairs": lambda v: isinstance(v, list) and all(
+            isinstance(x, list) and len(x) == 2 and all(isinstance(y, str) for y in x)
+            for x in v),
+    }[kind](value)
+    if not ok:
+        raise UsageError("%s: %s got %r, want %s" % (where, name, value, want))
+    if kind == "int" and value <= 0:  # every int field counts something
+        raise UsageError("%s: %s got %r, want a positive integer" % (where, name, value))
+    choices = FIELD_CHOICES.get(name)
+    if choices is not None:
+        for v in value if kind == "string_list" else (value,):
+            if v not in choices:
+                raise UsageError("%s: %s got %r, want one of %s"
+                                 % (where, name, v, ", ".join(choices)))
+    if kind == "string_list":
+        return tuple(value)
+    if kind == "string_pairs":
+        return tuple((k, v) for k, v in value)
+    return value
+
+
+def request_from_dict(doc: Mapping[str, Any], where: str = "request") -> ConversionRequest:
+    """The request a JSON object spells with the field names of ConversionRequest
+    (lists for tuples, ``null`` for ``None``; omitted fields take their defaults).
+
+    Args:
+      doc: the decoded JSON object.
+      where: what the messages name (the request file).
+
+    Raises:
+      UsageError: not an object, an unknown or missing field, or a value of the
+        wrong kind or outside the field's choices.
+    """
+    if not isinstance(doc, Mapping):
+        raise UsageError("%s: got a JSON %s, want an object of request fields"
+                         % (where, type(doc).__name__))
+    kinds = field_kinds()
+    unknown = sorted(set(doc) - set(kinds))
+    if unknown:
+        raise UsageError("%s: unknown field(s) %s; want fields of ConversionRequest (%s)"
+                         % (where, ", ".join(unknown), ", ".join(sorted(kinds))))
+    missing = [n for n in ("input_path", "output_path") if n not in doc]
+    if missing:
+        raise UsageError("%s: missing %s" % (where, " and ".join(missing)))
+    return ConversionRequest(**{name: _value_of(name, kinds[name][0], kinds[name][1], value,
+                                                where)
+                                for name, value in doc.items()})
+
+
+def request_to_dict(request: ConversionRequest) -> Dict[str, Any]:
+    """The JSON object ``request_from_dict`` reads back as ``request``."""
+    out: Dict[str, Any] = {}
+    for f in dataclasses.fields(ConversionRequest):
+        value = getattr(request, f.name)
+        if isinstance(value, tuple):
+            value = [list(v) if isinstance(v, tuple) else v for v in value]
+        out[f.name] = value
+    return out
