@@ -2,7 +2,10 @@
 
 Builds a virtualenv from a hash-locked requirements file (``pip install
 --require-hashes --no-deps``) with a checked interpreter version, and exposes it
-through a ``tfjs_converter_toolchain``. The venv sits at a content-addressed
+through a ``tfjs_converter_toolchain`` target, ``:converter_toolchain``. The
+``toolchain()`` that Bazel resolves is in a separate, light repository
+(``tfjs_converter_toolchains``, toolchain.bzl), so this one is fetched only when
+a conversion needs its files. The venv sits at a content-addressed
 path, ``<root>/<sha256(interpreter version + lock)>``, outside the output base:
 the interpreter path is part of every conversion's command line, so it must be
 the same in every checkout and on every machine for actions to hit shared caches.
@@ -29,14 +32,11 @@ tfjs_converter_toolchain(
     interpreter_path = "{interpreter}",
     lock = "requirements_lock.txt",
     python_version = "{version}",
-)
-
-toolchain(
-    name = "toolchain",
-    toolchain = ":converter_toolchain",
-    toolchain_type = "@tfjs_rules//tfjs_rules:converter_toolchain_type",
     visibility = ["//visibility:public"],
 )
+
+# No toolchain() here: it lives in the light repository of tfjs_converter_toolchains
+# (toolchain.bzl), so that resolving toolchains never fetches this one.
 """
 
 _INSTALL = """
@@ -81,8 +81,12 @@ def _tfjs_converter_env_impl(rctx):
     python = rctx.which(rctx.attr.python) if not rctx.attr.python.startswith("/") else rctx.path(rctx.attr.python)
     if python == None or not python.exists:
         fail("tfjs_converter_env: interpreter %r not found; set python = \"/path/to/python3\"" % rctx.attr.python)
-    version = _run(rctx, [python, "-I", "-c", "import sys; print('%d.%d' % sys.version_info[:2])"], 60,
-                   "checking %s" % python)
+    version = _run(
+        rctx,
+        [python, "-I", "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+        60,
+        "checking %s" % python,
+    )
     if version not in rctx.attr.python_versions:
         fail("tfjs_converter_env: %s is Python %s; want one of %s (set python = ...)" % (
             python,
@@ -104,8 +108,12 @@ def _tfjs_converter_env_impl(rctx):
     key = _run(rctx, ["sha256sum", "version_and_lock"], 60, "hashing the lock").split(" ")[0][:16]
     root = rctx.os.environ.get("TFJS_RULES_ENV_ROOT", rctx.attr.root)
     venv = "%s/%s" % (root, key)
-    _run(rctx, ["sh", "-c", _INSTALL, "_", venv, str(python), str(lock)], rctx.attr.timeout,
-         "pip install --require-hashes -r %s into %s" % (rctx.attr.requirements_lock, venv))
+    _run(
+        rctx,
+        ["sh", "-c", _INSTALL, "_", venv, str(python), str(lock)],
+        rctx.attr.timeout,
+        "pip install --require-hashes -r %s into %s" % (rctx.attr.requirements_lock, venv),
+    )
     _run(
         rctx,
         ["%s/bin/python3" % venv, "-I", "-B", "-c", _NPM_INSTALL, str(rules_root), "%s/tfjs_js" % venv],
@@ -113,6 +121,7 @@ def _tfjs_converter_env_impl(rctx):
         "npm ci of the TF.js packages (%s) into %s/tfjs_js" % (npm_lock, venv),
     )
     rctx.symlink(lock, "requirements_lock.txt")
+
     # A file to run, not just a path: Bazel's worker strategy wants a File executable.
     # Its content names the content-addressed venv, the same on every machine.
     rctx.file("python3", "#!/bin/sh\nexec %s/bin/python3 \"$@\"\n" % venv, executable = True)
