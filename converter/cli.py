@@ -15,6 +15,7 @@ from typing import List, Optional, Sequence
 
 from converter import __version__
 from converter import request as rq
+from converter import tf_logs
 from converter.errors import ConversionError, UsageError
 from converter.weights import format as wf
 
@@ -28,6 +29,16 @@ _QUANTIZE_FLAGS = tuple("--quantize_" + d for d in rq.QUANTIZE_DTYPES)
 _VALUE_FLAGS = ("--input_format", "--output_format", "--signature_name", "--saved_model_tags",
                 "--weight_shard_size_bytes", "--output_node_names", "--metadata",
                 "--quantization_bytes", "--verify_backends", "--tflite_batch_size", "--onnx_opset")
+
+
+# The defaults of the flags that are request fields: the request's own.
+_DEFAULTS = rq.field_defaults()
+
+
+def _add_bool(p: argparse.ArgumentParser, name: str, **kwargs) -> None:
+    """A boolean flag for request field ``name``, with the field's default."""
+    p.add_argument("--" + name, type=parse_bool, default=_DEFAULTS[name], metavar="[BOOL]",
+                   **kwargs)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -91,40 +102,41 @@ def build_parser() -> argparse.ArgumentParser:
                    help="deprecated: 1 = --quantize_uint8, 2 = --quantize_uint16")
     p.add_argument("--weight_shard_size_bytes", type=_shard_size,
                    help="shard size of TF.js outputs (default %d)" % wf.DEFAULT_SHARD_SIZE_BYTES)
-    p.add_argument("--content_hash_shards", type=parse_bool, default=False, metavar="[BOOL]",
-                   help="name shards groupG-shardIofN.<hash>.bin by their content (TF.js "
-                   "outputs): cache-friendly URLs; model.json references them")
-    p.add_argument("--split_weights_by_layer", type=parse_bool, default=False, metavar="[BOOL]")
-    p.add_argument("--metadata", type=parse_metadata, default=(),
+    _add_bool(p, "content_hash_shards",
+              help="name shards groupG-shardIofN.<hash>.bin by their content (TF.js "
+              "outputs): cache-friendly URLs; model.json references them")
+    _add_bool(p, "split_weights_by_layer")
+    p.add_argument("--metadata", type=parse_metadata, default=_DEFAULTS["metadata"],
                    help="key:path.json[,key2:path2.json] into userDefinedMetadata")
     p.add_argument("--signature_name")
-    p.add_argument("--saved_model_tags", default="serve")
+    p.add_argument("--saved_model_tags", default=_DEFAULTS["saved_model_tags"])
     p.add_argument("--output_node_names")
-    p.add_argument("--strip_debug_ops", type=parse_bool, default=True, metavar="[BOOL]")
-    p.add_argument("--control_flow_v2", type=parse_bool, default=False, metavar="[BOOL]")
-    p.add_argument("--skip_op_check", type=parse_bool, default=False, metavar="[BOOL]")
-    p.add_argument("--use_structured_outputs_names", type=parse_bool, default=False, metavar="[BOOL]")
+    _add_bool(p, "strip_debug_ops")
+    _add_bool(p, "control_flow_v2")
+    _add_bool(p, "skip_op_check")
+    _add_bool(p, "use_structured_outputs_names")
     p.add_argument("--experiments", type=parse_bool, default=False, metavar="[BOOL]",
                    help="accepted for compatibility; has no effect")
-    p.add_argument("--verify", type=parse_bool, default=False, metavar="[BOOL]",
-                   help="run the output in real TF.js against the source in TensorFlow on "
-                   "seeded inputs; fail (previous output kept) beyond the tolerance")
-    p.add_argument("--verify_backends", type=_backends, default=rq.VERIFY_BACKENDS,
+    _add_bool(p, "verify",
+              help="run the output in real TF.js against the source in TensorFlow on "
+              "seeded inputs; fail (previous output kept) beyond the tolerance")
+    p.add_argument("--verify_backends", type=_backends, default=_DEFAULTS["verify_backends"],
                    metavar="BACKENDS", help="comma-separated TF.js backends for --verify "
                    "(default %s; webgl runs in headless Chromium)" % ",".join(rq.VERIFY_BACKENDS))
-    p.add_argument("--tflite_select_tf_ops", type=parse_bool, default=False, metavar="[BOOL]",
-                   help="tflite output: allow TensorFlow ops where no TFLite builtin exists "
-                   "(LiteRT.js cannot run the result)")
+    _add_bool(p, "tflite_select_tf_ops",
+              help="tflite output: allow TensorFlow ops where no TFLite builtin exists "
+              "(LiteRT.js cannot run the result)")
     p.add_argument("--tflite_batch_size", type=_shard_size, metavar="N",
                    help="tflite output: fix the inputs' batch dimension to N (LiteRT.js needs "
                    "static input shapes); default keeps it dynamic")
     p.add_argument("--onnx_opset", type=_shard_size, metavar="N",
                    help="onnx output: the ONNX opset (default: the writer's)")
-    p.add_argument("--dequantize", type=parse_bool, default=False, metavar="[BOOL]",
-                   help="TF.js input and output: write quantized weights as float32")
+    _add_bool(p, "dequantize",
+              help="TF.js input and output: write quantized weights as float32")
     p.add_argument("--version", "-v", action="store_true", help="print versions and exit")
     p.add_argument("--debug", type=parse_bool, default=False, metavar="[BOOL]",
-                   help="print the traceback of an error")
+                   help="print the traceback of an error, and TensorFlow's start-up log "
+                   "lines (silenced otherwise)")
     return p
 
 
@@ -225,13 +237,25 @@ def request_from_args(args: argparse.Namespace) -> rq.ConversionRequest:
 
 
 def version_text() -> str:
-    import importlib.metadata  # 50 ms: only for --version
+    """The converter's version and those of its dependencies, read from installed metadata.
+
+    TensorFlow is named by the distribution that provides the ``tensorflow``
+    module, whatever it is called (tensorflow, tensorflow-cpu, tf-nightly,
+    tensorflow-intel, ...); nothing is imported.
+    """
+    from converter import extras  # importlib.metadata: only for --version
     parts = []
-    for dist in ("numpy", "h5py", "tensorflow", "keras"):
-        try:
-            parts.append("%s %s" % (dist, importlib.metadata.version(dist)))
-        except importlib.metadata.PackageNotFoundError:
-            parts.append("%s not installed" % dist)
+    for module in ("numpy", "h5py", "tensorflow", "keras", "tf_keras"):
+        dists = extras.distributions_of(module)
+        if dists:
+            parts += ["%s %s" % (d, extras.distribution_version(d)) for d in dists]
+        elif extras.is_importable(module):
+            parts.append("%s (no distribution metadata)" % module)
+        elif module in ("numpy", "h5py"):
+            parts.append("%s not installed" % module)
+        elif module == "tensorflow":
+            parts.append("TensorFlow not installed (graph paths need it: %s)"
+                         % extras.install_hint("tf"))
     return "%s %s (%s)" % (PROG, __version__, ", ".join(parts))
 
 
@@ -245,7 +269,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             print(version_text())
             return 0
         from converter.api import run
-        result = run(request_from_args(args))
+        with tf_logs.quiet(debug):
+            result = run(request_from_args(args))
     except ConversionError as e:
         if debug:
             traceback.print_exc()

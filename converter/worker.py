@@ -2,10 +2,13 @@
 
 Run as ``python -I converter/worker.py ARGS`` (one-shot, ARGS may be an
 ``@flagfile``) or with ``--persistent_worker``, reading WorkRequests from stdin
-and writing one WorkResponse per request. Arguments are the CLI's plus two of
-Bazel's own: ``--summary_file=PATH`` (a JSON summary of the output) and
-``--source_label=LABEL``. Every request gets a response and the worker lives
-on: a ``ConversionError`` gives its one-line message and exit code; anything
+and writing one WorkResponse per request. The arguments are either
+``--request_file=PATH`` alone, what tfjs_model passes: a JSON object whose keys
+are the fields of ``ConversionRequest`` (see ``request.request_from_dict``) plus
+the worker's own ``summary_file`` (where to write a JSON summary of the
+output), ``source_label`` and ``debug``; or the CLI's arguments plus
+``--summary_file=PATH`` and ``--source_label=LABEL``. Every request gets a
+response and the worker lives on: a ``ConversionError`` gives its one-line message and exit code; anything
 else a request raises (an ImportError of a missing dependency, an OSError or
 h5py error, a RecursionError of a deeply nested input, MemoryError, ...) gives
 one line naming the input file and the exception, exit code 1, and the
@@ -28,13 +31,18 @@ import json  # noqa: E402
 import subprocess  # noqa: E402
 import tempfile  # noqa: E402
 import traceback  # noqa: E402
-from typing import Iterator, List, Tuple  # noqa: E402
+from typing import Iterator, List, Optional, Tuple  # noqa: E402
 
 from converter import cli  # noqa: E402
-from converter.errors import ConversionError  # noqa: E402
+from converter import jsonio  # noqa: E402
+from converter import request as rq  # noqa: E402
+from converter.errors import ConversionError, InvalidModelError, UsageError  # noqa: E402
 from converter.weights import format as wf  # noqa: E402
 
 _OWN_FLAGS = ("--summary_file", "--source_label")
+_REQUEST_FILE_FLAG = "--request_file"
+# Keys of a request file that are the worker's, not the conversion's: (key, JSON type).
+_OWN_KEYS = (("summary_file", str), ("source_label", str), ("debug", bool))
 
 
 def expand_flagfiles(args: List[str]) -> List[str]:
@@ -91,16 +99,102 @@ def summarize(output_dir: str, source_label: str) -> dict:
     }
 
 
+def _request_file(args: List[str]) -> Optional[str]:
+    """The path of ``--request_file=PATH`` in (expanded) args, or None."""
+    for a in args:
+        name, sep, value = a.partition("=")
+        if name == _REQUEST_FILE_FLAG:
+            return value if sep else ""
+    return None
+
+
+def _read_request_doc(path: str) -> dict:
+    """The JSON object of a request file.
+
+    Raises:
+      UsageError: unreadable, not JSON, or not an object.
+    """
+    where = "request file %s" % path
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+        doc = jsonio.loads(data, where)
+    except OSError as e:
+        raise UsageError("%s: cannot read it (%s)" % (where, e.strerror or e)) from None
+    except InvalidModelError as e:
+        raise UsageError(str(e)) from None
+    if not isinstance(doc, dict):
+        raise UsageError("%s: got a JSON %s, want an object of request fields"
+                         % (where, type(doc).__name__))
+    return doc
+
+
+def read_request_file(path: str) -> Tuple[rq.ConversionRequest, dict]:
+    """(the conversion, the worker's own keys) a request file holds.
+
+    Raises:
+      UsageError: the file is unreadable or not a valid request.
+    """
+    doc = _read_request_doc(path)
+    own = {}
+    for key, kind in _OWN_KEYS:
+        if key in doc:
+            value = doc.pop(key)
+            if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+                raise UsageError("request file %s: %s got %r, want a %s"
+                                 % (path, key, value, "string" if kind is str else "boolean"))
+            own[key] = value
+    return rq.request_from_dict(doc, "request file %s" % path), own
+
+
+def _write_summary(path: str, output_dir: str, source_label: str) -> None:
+    summary = summarize(output_dir, source_label)
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(summary, f, indent=2, sort_keys=True)
+        f.write("\n")
+
+
+def _convert_request_file(path: str) -> int:
+    """Runs the conversion of a request file; returns its exit code. Prints what
+    the CLI prints."""
+    debug = bool(path) and _debug_in_request_file(path)  # also for an invalid request
+    try:
+        if not path:
+            raise UsageError("%s wants a path (%s=PATH)" % (_REQUEST_FILE_FLAG,
+                                                            _REQUEST_FILE_FLAG))
+        request, own = read_request_file(path)
+        from converter.api import run
+        result = run(request)
+    except ConversionError as e:
+        if debug:
+            traceback.print_exc()
+        print("%s: error: %s" % (cli.PROG, e), file=sys.stderr)
+        return e.exit_code
+    print("%s: wrote %s (%s, %d weights in %d group%s)" % (
+        cli.PROG, result.output_path, result.output_format, result.num_weights,
+        result.num_groups, "" if result.num_groups == 1 else "s"))
+    if result.verification:
+        print("%s: verified: %s" % (cli.PROG, result.verification))
+    if "summary_file" in own:
+        _write_summary(own["summary_file"], request.output_path, own.get("source_label", ""))
+    return 0
+
+
 def convert_once(args: List[str]) -> int:
     """Runs one conversion; returns its exit code. Prints what the CLI prints."""
-    own, rest = _split_own_flags(expand_flagfiles(args))
+    args = expand_flagfiles(args)
+    request_file = _request_file(args)
+    if request_file is not None:
+        if len(args) != 1:
+            print("%s: error: %s takes no other arguments, got %s" % (
+                cli.PROG, _REQUEST_FILE_FLAG, " ".join(args)), file=sys.stderr)
+            return UsageError.exit_code
+        return _convert_request_file(request_file)
+    own, rest = _split_own_flags(args)
     code = cli.main(rest)
     if code == 0 and "summary_file" in own:
         output_dir = cli.build_parser().parse_args(cli.normalize_argv(rest)).output_path
-        summary = summarize(output_dir, own.get("source_label", ""))
-        with open(own["summary_file"], "w", encoding="utf-8") as f:
-            json.dump(summary, f, indent=2, sort_keys=True)
-            f.write("\n")
+        _write_summary(own["summary_file"], output_dir, own.get("source_label", ""))
     return code
 
 
@@ -131,6 +225,13 @@ def read_requests(fd: int) -> Iterator[dict]:
 
 def _input_path(args: List[str]) -> str:
     """The request's input path, for naming it in an unexpected error's message."""
+    request_file = _request_file(expand_flagfiles(args))
+    if request_file is not None:
+        try:
+            path = _read_request_doc(request_file).get("input_path")
+        except (ConversionError, OSError):  # unreadable: the error is about the file
+            path = None
+        return path if isinstance(path, str) else "<request file %s>" % request_file
     rest = _split_own_flags(expand_flagfiles(args))[1]
     out = io.StringIO()
     try:
@@ -140,7 +241,17 @@ def _input_path(args: List[str]) -> str:
         return "<arguments %s>" % " ".join(rest)
 
 
+def _debug_in_request_file(path: str) -> bool:
+    try:
+        return _read_request_doc(path).get("debug") is True
+    except (ConversionError, OSError):
+        return False
+
+
 def _debug(args: List[str]) -> bool:
+    request_file = _request_file(args)
+    if request_file is not None:
+        return _debug_in_request_file(request_file)
     return any(a.split("=", 1)[0] == "--debug" and not a.endswith(("=false", "=0", "=no", "=off"))
                for a in args)
 
