@@ -50,3 +50,6 @@ done
 # .venv/tfjs_js (npm ci against converter/verify/js/package-lock.json; a marker
 # holds the lock's hash, so this is a no-op when they are there).
 .venv/bin/python -m converter.verify install
+# LiteRT.js (@litertjs/core) for the .tflite tests and bench/bench_litert.py, into
+# .venv/litertjs_js (npm ci against tests/js/package-lock.json; no-op when there).
+PYTHONPATH=. .venv/bin/python tests/litertjs_runner.py install
