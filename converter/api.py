@@ -397,6 +397,8 @@ def run(request: rq.ConversionRequest) -> ConversionResult:
     check_regular_file(request.input_path, request.input_path, directory_ok=True)
     in_fmt, out_fmt = resolve_formats(request)
     _check_options(request, in_fmt, out_fmt)
+    from converter.extras import require
+    require(in_fmt, out_fmt, request.verify)  # a missing extra: one line naming it
     if in_fmt in _LAYERS_READERS and out_fmt in _LAYERS_WRITERS:
         return _convert_layers(request, in_fmt, out_fmt)
     if out_fmt == rq.TFJS_GRAPH_MODEL and in_fmt in _GRAPH_READERS:

@@ -49,6 +49,8 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--seed", type=int, default=0)
     check.add_argument("--atol", type=float, help="absolute tolerance (times max(1, max|y|))")
     check.add_argument("--rtol", type=float, default=None)
+    check.add_argument("--debug", action="store_true",
+                       help="show TensorFlow's start-up log lines (silenced otherwise)")
     return p
 
 
@@ -91,7 +93,9 @@ def main(argv) -> int:
             except runtime.TfjsHarnessError as error:
                 raise ConversionError(str(error)) from None
             return 0
-        return _check(args)
+        from converter import tf_logs
+        with tf_logs.quiet(args.debug):
+            return _check(args)
     except ConversionError as error:
         # The report may span several outputs; it stays one line per problem.
         print("%s: error: %s" % (PROG, str(error).replace(" | ", "\n  ")), file=sys.stderr)
