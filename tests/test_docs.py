@@ -70,14 +70,30 @@ def _keyword(call: ast.Call, name: str) -> Optional[ast.expr]:
     return None
 
 
+def _generated_constants() -> Dict[str, object]:
+    """The constants of private/generated_formats.bzl (literals, generated from
+    converter/request.py), which rule attributes take their defaults from."""
+    module = _module("private/generated_formats.bzl")
+    return {t.id: ast.literal_eval(node.value) for node in module.body
+            if isinstance(node, ast.Assign) for t in node.targets if isinstance(t, ast.Name)}
+
+
 def _value(node: Optional[ast.expr]):
-    """A literal's value, or the source text of anything else (e.g. Label(...))."""
+    """A literal's value, a generated constant's (``NAME`` or ``NAME["key"]``), or
+    the source text of anything else (e.g. Label(...))."""
     if node is None:
         return None
     try:
         return ast.literal_eval(node)
     except ValueError:
-        return ast.unparse(node)
+        pass
+    constants = _generated_constants()
+    if isinstance(node, ast.Name) and node.id in constants:
+        return constants[node.id]
+    if (isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name)
+            and node.value.id in constants):
+        return constants[node.value.id][ast.literal_eval(node.slice)]
+    return ast.unparse(node)
 
 
 def exported_symbols(rel: str) -> List[str]:

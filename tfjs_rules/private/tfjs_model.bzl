@@ -2,12 +2,39 @@
 
 load("//tfjs_rules:providers.bzl", "TfjsModelInfo")
 
-INPUT_FORMATS = ["keras", "keras_keras", "keras_saved_model", "tf_saved_model", "tf_hub",
-                 "tf_frozen_model", "tfjs_layers_model"]
-OUTPUT_FORMATS = ["tfjs_layers_model", "tfjs_graph_model"]
-QUANTIZE_DTYPES = ["float16", "uint8", "uint16"]
-_LAYERS_INPUTS = ["keras", "keras_keras", "keras_saved_model", "tfjs_layers_model"]
-_LAYERS_EXTENSIONS = [".h5", ".hdf5", ".keras", ".json"]
+# Format names, the inference table and the defaults come from the converter's
+# converter/request.py, through this generated file (tools/gen_bzl_defaults.py).
+load(
+    "//tfjs_rules/private:generated_formats.bzl",
+    "DEFAULT_OUTPUT_FORMAT",
+    "DEFAULT_SHARD_SIZE_BYTES",
+    "KERAS",
+    "KERAS_KERAS",
+    "NODE_VERIFY_BACKENDS",
+    "QUANTIZE_DTYPES",
+    "RULE_DEFAULTS",
+    "TFJS_GRAPH_MODEL",
+    "TFJS_LAYERS_MODEL",
+    "TFJS_OUTPUTS",
+    "TF_SAVED_MODEL",
+    _CONVERTER_INPUT_FORMATS = "INPUT_FORMATS",
+)
+
+# A tfjs_graph_model source is copied, not re-run in TensorFlow, so verify (on
+# by default) cannot check its conversion: the rule does not take one yet.
+INPUT_FORMATS = [f for f in _CONVERTER_INPUT_FORMATS if f != TFJS_GRAPH_MODEL]
+
+# The rule makes TF.js models.
+OUTPUT_FORMATS = TFJS_OUTPUTS
+
+# What a file's extension says its format is, when input_format is not given
+# (analysis cannot read the bytes the converter detects the format from).
+_EXTENSION_FORMATS = [
+    (".h5", KERAS),
+    (".hdf5", KERAS),
+    (".keras", KERAS_KERAS),
+    (".json", TFJS_LAYERS_MODEL),
+]
 _SAVED_MODEL_FILES = ["saved_model.pb", "saved_model.pbtxt", "tfhub_module.pb"]
 
 # Persistent worker, JSON protocol (.bazelrc needs --experimental_worker_allow_json_protocol).
@@ -21,6 +48,27 @@ EXECUTION_REQUIREMENTS = {
 # A string: Bazel 4.2.3 takes no Label here, so the repository must be named tfjs_rules.
 _TOOLCHAIN = "@tfjs_rules//tfjs_rules:converter_toolchain_type"
 
+def tfjs_output_format(input_format):
+    """The TF.js output format of an input format.
+
+    Args:
+      input_format: one of INPUT_FORMATS.
+
+    Returns:
+      The converter's DEFAULT_OUTPUT_FORMAT of input_format when that is a TF.js
+      format, else input_format itself: a TF.js input (whose converter default is
+      a Keras or SavedModel output) stays what it is, requantized or resharded.
+    """
+    inferred = DEFAULT_OUTPUT_FORMAT[input_format]
+    if inferred in TFJS_OUTPUTS:
+        return inferred
+    if input_format not in TFJS_OUTPUTS:
+        fail("tfjs_model: input_format %r infers %r, which is not a TF.js format" % (
+            input_format,
+            inferred,
+        ))
+    return input_format
+
 def infer_output_format(input_format, source_path, is_directory = False):
     """The output format when none is given.
 
@@ -31,19 +79,19 @@ def infer_output_format(input_format, source_path, is_directory = False):
         analysis cannot see.
 
     Returns:
-      "tfjs_layers_model" for Keras and TF.js layers inputs (by input_format, else
-      by the .h5/.hdf5/.keras/.json extension of a file), "tfjs_graph_model"
-      otherwise: a SavedModel or TF-Hub directory, a frozen .pb, or a tree
-      artifact (a TF.js layers model in one needs input_format).
+      tfjs_output_format of input_format; without one, of the format the
+      .h5/.hdf5/.keras/.json extension of a file says, else of tf_saved_model (a
+      SavedModel or TF-Hub directory, a frozen .pb, or a tree artifact: a TF.js
+      layers model in one needs input_format).
     """
-    if input_format:
-        return "tfjs_layers_model" if input_format in _LAYERS_INPUTS else "tfjs_graph_model"
-    if is_directory:
-        return "tfjs_graph_model"
-    for ext in _LAYERS_EXTENSIONS:
-        if source_path.endswith(ext):
-            return "tfjs_layers_model"
-    return "tfjs_graph_model"
+    if not input_format:
+        input_format = TF_SAVED_MODEL
+        if not is_directory:
+            for ext, fmt in _EXTENSION_FORMATS:
+                if source_path.endswith(ext):
+                    input_format = fmt
+                    break
+    return tfjs_output_format(input_format)
 
 def _resolve_source(ctx):
     """What the converter reads from src.
@@ -116,9 +164,11 @@ def _check_attrs(ctx):
             ", ".join(OUTPUT_FORMATS),
         ), attr = "output_format")
     for backend in ctx.attr.verify_backends:
-        if backend not in ["cpu", "wasm"]:
-            fail("tfjs_model: verify_backends got %r, want cpu or wasm (webgl needs a " % backend +
-                 "browser: use tfjs_model_test)", attr = "verify_backends")
+        if backend not in NODE_VERIFY_BACKENDS:
+            fail("tfjs_model: verify_backends got %r, want %s (webgl needs a " % (
+                backend,
+                " or ".join(NODE_VERIFY_BACKENDS),
+            ) + "browser: use tfjs_model_test)", attr = "verify_backends")
     if ctx.attr.weight_shard_size_bytes <= 0:
         fail("tfjs_model: weight_shard_size_bytes got %r, want a positive number of bytes" %
              ctx.attr.weight_shard_size_bytes, attr = "weight_shard_size_bytes")
@@ -148,12 +198,12 @@ def _check_attrs(ctx):
                 target.label,
             ), attr = "metadata")
         if "," in files[0].path:
-            # The converter's --metadata is a comma-separated key:path list.
+            # Kept so the request is one the CLI (a comma-separated --metadata) can spell.
             fail("tfjs_model: metadata got path %r, want a path without ','" % files[0].path,
                  attr = "metadata")
 
 def _metadata_files(ctx):
-    """[(key, File)] sorted by key, so the command line does not depend on dict order."""
+    """[(key, File)] sorted by key, so the request does not depend on dict order."""
     return sorted(
         [(key, target.files.to_list()[0]) for target, key in ctx.attr.metadata.items()],
         key = _first,
@@ -161,9 +211,6 @@ def _metadata_files(ctx):
 
 def _first(pair):
     return pair[0]
-
-def _bool(value):
-    return "true" if value else "false"
 
 def _tfjs_model_impl(ctx):
     _check_attrs(ctx)
@@ -190,48 +237,56 @@ def _tfjs_model_impl(ctx):
     out = ctx.actions.declare_directory(ctx.label.name)
     summary = ctx.actions.declare_file(ctx.label.name + ".summary.json")
 
-    args = ctx.actions.args()
-    args.add(source.path)
-    args.add(out.path)
+    # The conversion as a JSON request: the fields of the converter's
+    # ConversionRequest (converter/request.py), set as the flags used to be (only
+    # what applies to the output), plus the worker's summary_file and source_label.
+    request = {
+        "input_path": source.path,
+        "output_path": out.path,
+        "output_format": output_format,
+        "weight_shard_size_bytes": ctx.attr.weight_shard_size_bytes,
+    }
     if ctx.attr.input_format:
-        args.add("--input_format=" + ctx.attr.input_format)
-    args.add("--output_format=" + output_format)
+        request["input_format"] = ctx.attr.input_format
     for dtype in QUANTIZE_DTYPES:
         patterns = getattr(ctx.attr, "quantize_" + dtype)
         if patterns:
-            args.add("--quantize_%s=%s" % (dtype, ",".join(patterns)))
-    args.add("--weight_shard_size_bytes=%d" % ctx.attr.weight_shard_size_bytes)
+            request["quantize_" + dtype] = patterns
     if ctx.attr.content_hash:
-        args.add("--content_hash_shards=true")
+        request["content_hash_shards"] = True
     if ctx.attr.split_weights_by_layer:
-        args.add("--split_weights_by_layer=true")
+        request["split_weights_by_layer"] = True
     if metadata:
-        args.add("--metadata=" + ",".join(["%s:%s" % (key, f.path) for key, f in metadata]))
-    if output_format == "tfjs_graph_model":
+        request["metadata"] = [[key, f.path] for key, f in metadata]
+    if output_format == TFJS_GRAPH_MODEL:
         if ctx.attr.signature_name:
-            args.add("--signature_name=" + ctx.attr.signature_name)
-        args.add("--saved_model_tags=" + ctx.attr.saved_model_tags)
-        args.add("--strip_debug_ops=" + _bool(ctx.attr.strip_debug_ops))
-        args.add("--control_flow_v2=" + _bool(ctx.attr.control_flow_v2))
-        args.add("--skip_op_check=" + _bool(ctx.attr.skip_op_check))
+            request["signature_name"] = ctx.attr.signature_name
+        request["saved_model_tags"] = ctx.attr.saved_model_tags
+        request["strip_debug_ops"] = ctx.attr.strip_debug_ops
+        request["control_flow_v2"] = ctx.attr.control_flow_v2
+        request["skip_op_check"] = ctx.attr.skip_op_check
         if ctx.attr.output_node_names:
-            args.add("--output_node_names=" + ctx.attr.output_node_names)
+            request["output_node_names"] = ctx.attr.output_node_names
         if ctx.attr.use_structured_outputs_names:
-            args.add("--use_structured_outputs_names=true")
+            request["use_structured_outputs_names"] = True
     if ctx.attr.verify:
-        args.add("--verify=true")
-        args.add("--verify_backends=" + ",".join(ctx.attr.verify_backends))
-    args.add("--summary_file=" + summary.path)
-    args.add("--source_label=" + str(ctx.attr.src.label))
+        request["verify"] = True
+        request["verify_backends"] = ctx.attr.verify_backends
+    request["summary_file"] = summary.path
+    request["source_label"] = str(ctx.attr.src.label)
+    request_file = ctx.actions.declare_file(ctx.label.name + ".request.json")
+    ctx.actions.write(request_file, json.encode(request) + "\n")
 
     # Persistent workers get the per-request arguments in a param file (last arg).
+    args = ctx.actions.args()
+    args.add("--request_file=" + request_file.path)
     args.use_param_file("@%s", use_always = True)
     args.set_param_file_format("multiline")
     ctx.actions.run(
         executable = toolchain.interpreter,
         # -I: isolated mode, so no host PYTHONPATH, user site or script-dir leaks in.
         arguments = ["-I", "-B", ctx.file._worker.path, args],
-        inputs = ctx.files.src + [toolchain.lock] + [f for _, f in metadata],
+        inputs = ctx.files.src + [toolchain.lock, request_file] + [f for _, f in metadata],
         tools = ctx.files._converter_srcs,
         outputs = [out, summary],
         mnemonic = "TfjsConvert",
@@ -291,18 +346,18 @@ tfjs_model = rule(
             doc = "Weight-name wildcards quantized to affine uint16 (min + scale per weight).",
         ),
         "weight_shard_size_bytes": attr.int(
-            default = 4194304,
+            default = DEFAULT_SHARD_SIZE_BYTES,
             doc = "Maximum size of a weight shard file, in bytes (4 MiB: what browsers cache).",
         ),
         "content_hash": attr.bool(
-            default = False,
+            default = RULE_DEFAULTS["content_hash_shards"],
             doc = "Name shards `group<G>-shard<I>of<N>.<hash>.bin` (the first 16 hex digits " +
                   "of their SHA-384), referenced so in model.json: a shard's URL changes " +
                   "only with its content, so it can be served `immutable`. The summary " +
                   "lists every file's SRI `integrity` either way.",
         ),
         "split_weights_by_layer": attr.bool(
-            default = False,
+            default = RULE_DEFAULTS["split_weights_by_layer"],
             doc = "One weight group (its own shard files) per layer; tfjs_layers_model only.",
         ),
         "metadata": attr.label_keyed_string_dict(
@@ -315,19 +370,19 @@ tfjs_model = rule(
                   "serving_default (default for TF-Hub).",
         ),
         "saved_model_tags": attr.string(
-            default = "serve",
+            default = RULE_DEFAULTS["saved_model_tags"],
             doc = "Comma-separated SavedModel tags (graph models).",
         ),
         "strip_debug_ops": attr.bool(
-            default = True,
+            default = RULE_DEFAULTS["strip_debug_ops"],
             doc = "Drop Assert/CheckNumerics/Print ops (graph models).",
         ),
         "control_flow_v2": attr.bool(
-            default = False,
+            default = RULE_DEFAULTS["control_flow_v2"],
             doc = "Keep While/If ops instead of lowering control flow (graph models).",
         ),
         "skip_op_check": attr.bool(
-            default = False,
+            default = RULE_DEFAULTS["skip_op_check"],
             doc = "Do not check ops against TF.js's supported-op list (graph models).",
         ),
         "output_node_names": attr.string(
@@ -335,19 +390,19 @@ tfjs_model = rule(
                   "tf_frozen_model; graph models).",
         ),
         "use_structured_outputs_names": attr.bool(
-            default = False,
+            default = RULE_DEFAULTS["use_structured_outputs_names"],
             doc = "Name the outputs by the keys of a dict-output signature, in " +
                   "userDefinedMetadata.structuredOutputKeys (graph models).",
         ),
         "verify": attr.bool(
-            default = True,
+            default = RULE_DEFAULTS["verify"],
             doc = "After converting, run the source in TensorFlow/Keras and the output in " +
                   "real TF.js (Node, `verify_backends`) on seeded inputs; the action fails " +
                   "with the report (output, backend, max abs/rel error, first offending " +
                   "index) when they differ beyond the tolerance (docs/format.md).",
         ),
         "verify_backends": attr.string_list(
-            default = ["cpu", "wasm"],
+            default = RULE_DEFAULTS["verify_backends"],
             doc = "TF.js backends `verify` runs the output on: cpu, wasm.",
         ),
         "_worker": attr.label(

@@ -8,10 +8,13 @@ is never built). tests/bazel/ checks real outputs.
 load("@bazel_skylib//lib:unittest.bzl", "analysistest", "asserts", "unittest")
 load("@bazel_skylib//rules:write_file.bzl", "write_file")
 load("//tfjs_rules:defs.bzl", "TfjsModelInfo", "tfjs_model", "tfjs_py_run")
+load("//tfjs_rules/private:generated_formats.bzl", "TFJS_OUTPUTS")
 load(
     "//tfjs_rules/private:tfjs_model.bzl",
     "EXECUTION_REQUIREMENTS",
+    "INPUT_FORMATS",
     "infer_output_format",
+    "tfjs_output_format",
 )
 
 _MANUAL = ["manual"]  # built only as targets under test, never by //...
@@ -19,9 +22,9 @@ _MANUAL = ["manual"]  # built only as targets under test, never by //...
 # The toolchain's lock: a new lock must reconvert every model.
 _LOCK = "../tfjs_converter_env/requirements_lock.txt"
 
-_GRAPH_FLAGS = ["--signature_name", "--saved_model_tags", "--strip_debug_ops",
-                "--control_flow_v2", "--skip_op_check", "--output_node_names",
-                "--use_structured_outputs_names"]
+# Request fields the rule sets only for a tfjs_graph_model output.
+_GRAPH_FIELDS = ["signature_name", "saved_model_tags", "strip_debug_ops", "control_flow_v2",
+                 "skip_op_check", "output_node_names", "use_structured_outputs_names"]
 
 # ---------------------------------------------------------------- helpers
 
@@ -38,14 +41,21 @@ def _expand(env, text):
         env.ctx.label.package,
     )
 
-def _flags(argv):
-    """The --flag=value arguments of argv, by flag name."""
-    out = {}
-    for a in argv:
-        if a.startswith("--") and "=" in a:
-            name, _, value = a.partition("=")
-            out[name] = value
-    return out
+def _request_write(env):
+    """The action writing the JSON request file of the target under test."""
+    writes = [
+        a
+        for a in analysistest.target_actions(env)
+        if a.mnemonic == "FileWrite" and
+           [f for f in a.outputs.to_list() if f.basename.endswith(".request.json")]
+    ]
+    asserts.equals(env, 1, len(writes), "number of request file writes")
+    return writes[0] if writes else None
+
+def _request(env):
+    """The decoded JSON request the TfjsConvert action reads ({} if there is none)."""
+    write = _request_write(env)
+    return json.decode(write.content) if write else {}
 
 def _test(rule, name, **kwargs):
     """Instantiates test `rule` as a small test; returns its name for the suite."""
@@ -124,18 +134,16 @@ def _format_test_impl(ctx):
     asserts.equals(env, ctx.attr.want_format, info.format)
     asserts.equals(env, _expand(env, ctx.attr.want_source_file), info.source_file.path,
                    "source_file")
-    action = _convert_action(env)
-    if action:
-        asserts.equals(env, ctx.attr.want_format, _flags(action.argv).get("--output_format"),
-                       "--output_format")
-        asserts.equals(env, _expand(env, ctx.attr.want_source_path), action.argv[4],
-                       "the path the converter reads")
+    request = _request(env)
+    asserts.equals(env, ctx.attr.want_format, request.get("output_format"), "output_format")
+    asserts.equals(env, _expand(env, ctx.attr.want_source_path), request.get("input_path"),
+                   "the path the converter reads")
     return analysistest.end(env)
 
 # Checks the format a target converts to, the file that identifies its source and
 # the path the converter reads.
 _format_test = analysistest.make(_format_test_impl, attrs = {
-    "want_format": attr.string(doc = "TfjsModelInfo.format and --output_format."),
+    "want_format": attr.string(doc = "TfjsModelInfo.format and the request's output_format."),
     "want_source_file": attr.string(doc = "TfjsModelInfo.source_file.path; {bin}, {pkg}."),
     "want_source_path": attr.string(doc = "The converter's input path; {bin}, {pkg}."),
 })
@@ -148,8 +156,9 @@ def _chained_test_impl(ctx):
     asserts.equals(env, "tfjs_layers_model", info.format)
     asserts.equals(env, upstream.model_dir, info.source_file)
     action = _convert_action(env)
+    asserts.equals(env, upstream.model_json, _request(env).get("input_path"),
+                   "the converter reads model.json")
     if action:
-        asserts.equals(env, upstream.model_json, action.argv[4], "the converter reads model.json")
         asserts.true(env, upstream.model_dir in action.inputs.to_list(),
                      "the upstream tree is an input")
     return analysistest.end(env)
@@ -168,21 +177,33 @@ def _default_action_test_impl(ctx):
         return analysistest.end(env)
     target = analysistest.target_under_test(env)
     info = target[TfjsModelInfo]
+    write = _request_write(env)
+    if not write:
+        return analysistest.end(env)
+    request_file = write.outputs.to_list()[0]
     asserts.equals(env, "TfjsConvert", action.mnemonic)
+    asserts.equals(env, _expand(env, "{bin}/{pkg}/h5_default.request.json"), request_file.path)
+
+    # The options travel as a JSON request file, never as converter flags.
     asserts.equals(env, [
         "-I",
         "-B",
         "converter/worker.py",
-        _expand(env, "{bin}/{pkg}/fixtures/model.h5"),
-        info.model_dir.path,
-        "--output_format=tfjs_layers_model",
-        "--weight_shard_size_bytes=4194304",
-        # verify is on by default: the output runs in TF.js before it is an output.
-        "--verify=true",
-        "--verify_backends=cpu,wasm",
-        "--summary_file=" + info.summary.path,
-        "--source_label=" + str(Label("//tfjs_rules/tests:model_h5")),
+        "--request_file=" + request_file.path,
     ], action.argv[1:])
+    asserts.true(env, request_file in action.inputs.to_list(), "the request file is an input")
+    asserts.true(env, write.content.endswith("}\n"), "the request is one JSON line")
+    asserts.equals(env, {
+        "input_path": _expand(env, "{bin}/{pkg}/fixtures/model.h5"),
+        "output_path": info.model_dir.path,
+        "output_format": "tfjs_layers_model",
+        "weight_shard_size_bytes": 4194304,
+        # verify is on by default: the output runs in TF.js before it is an output.
+        "verify": True,
+        "verify_backends": ["cpu", "wasm"],
+        "summary_file": info.summary.path,
+        "source_label": str(Label("//tfjs_rules/tests:model_h5")),
+    }, json.decode(write.content))
     asserts.true(env, action.argv[0].endswith("/python3"), "runs the toolchain's python3")
     asserts.equals(env, sorted([info.model_dir.path, info.summary.path]),
                    _paths(action.outputs.to_list()))
@@ -203,27 +224,26 @@ def _default_action_test_impl(ctx):
 
 _default_action_test = analysistest.make(_default_action_test_impl)
 
-def _flags_test_impl(ctx):
+def _request_test_impl(ctx):
     env = analysistest.begin(ctx)
     action = _convert_action(env)
     if not action:
         return analysistest.end(env)
-    flags = _flags(action.argv)
-    for want in ctx.attr.want:
-        name, _, value = _expand(env, want).partition("=")
-        asserts.equals(env, value, flags.get(name), "value of " + name)
+    request = _request(env)
+    for name, value in ctx.attr.want.items():
+        asserts.equals(env, json.decode(_expand(env, value)), request.get(name), "value of " + name)
     for absent in ctx.attr.absent:
-        asserts.false(env, absent in flags, "%s is not passed; argv: %s" % (absent, action.argv))
+        asserts.false(env, absent in request, "%s is not set; request: %s" % (absent, request))
     inputs = [f.short_path for f in action.inputs.to_list()]
     for want in ctx.attr.want_inputs:
         want = _expand(env, want)
         asserts.true(env, want in inputs, "%s is an input; inputs: %s" % (want, inputs))
     return analysistest.end(env)
 
-# Checks --flag=value arguments (want), flags that must be absent, and inputs.
-_flags_test = analysistest.make(_flags_test_impl, attrs = {
-    "want": attr.string_list(doc = "--flag=value; {bin} and {pkg} are expanded."),
-    "absent": attr.string_list(doc = "Flag names that must not be passed."),
+# Checks fields of the JSON request (want), fields that must be absent, and inputs.
+_request_test = analysistest.make(_request_test_impl, attrs = {
+    "want": attr.string_dict(doc = "{field: JSON value}; {bin} and {pkg} are expanded."),
+    "absent": attr.string_list(doc = "Fields the request must not hold."),
     "want_inputs": attr.string_list(doc = "short_paths of required inputs; {pkg} expanded."),
 })
 
@@ -267,6 +287,15 @@ def _infer_output_format_test_impl(ctx):
     ]:
         asserts.equals(env, want, infer_output_format(input_format, path, True),
                        "infer_output_format(%r, %r, True)" % (input_format, path))
+
+    # Every input the rule takes has a TF.js output: the converter's inferred one
+    # (generated from converter/request.py), or a TF.js input's own format.
+    for input_format in INPUT_FORMATS:
+        asserts.true(env, tfjs_output_format(input_format) in TFJS_OUTPUTS,
+                     "tfjs_output_format(%r) is a TF.js format" % input_format)
+    asserts.equals(env, "tfjs_layers_model", tfjs_output_format("tfjs_layers_model"))
+    asserts.equals(env, "tfjs_graph_model", tfjs_output_format("tfjs_graph_model"))
+    asserts.false(env, "tfjs_graph_model" in INPUT_FORMATS, "graph models are not a src yet")
     return unittest.end(env)
 
 _infer_output_format_test = unittest.make(_infer_output_format_test_impl)
@@ -652,52 +681,53 @@ def _action_tests():
     )
     return [
         _test(
-            _flags_test,
-            "layers_flags_test",
+            _request_test,
+            "layers_request_test",
             target_under_test = ":all_layers_attrs",
-            want = [
-                "--input_format=keras",
-                "--output_format=tfjs_layers_model",
-                "--quantize_float16=dense/*,out*",
-                "--quantize_uint8=conv/kernel",
-                "--quantize_uint16=emb*,lstm*,gru*",
-                "--weight_shard_size_bytes=1024",
-                "--split_weights_by_layer=true",
-                "--metadata=alpha:{bin}/{pkg}/fixtures/meta_2.json," +
-                "zeta:{bin}/{pkg}/fixtures/meta_1.json",
-                "--summary_file={bin}/{pkg}/all_layers_attrs.summary.json",
-                "--source_label=//{pkg}:model_h5",
-            ],
-            absent = _GRAPH_FLAGS,
+            want = {
+                "input_format": '"keras"',
+                "output_format": '"tfjs_layers_model"',
+                "quantize_float16": '["dense/*", "out*"]',
+                "quantize_uint8": '["conv/kernel"]',
+                "quantize_uint16": '["emb*", "lstm*", "gru*"]',
+                "weight_shard_size_bytes": "1024",
+                "split_weights_by_layer": "true",
+                "metadata": '[["alpha", "{bin}/{pkg}/fixtures/meta_2.json"], ' +
+                            '["zeta", "{bin}/{pkg}/fixtures/meta_1.json"]]',
+                "summary_file": '"{bin}/{pkg}/all_layers_attrs.summary.json"',
+                "source_label": '"//{pkg}:model_h5"',
+            },
+            absent = _GRAPH_FIELDS,
             want_inputs = [
                 _LOCK,
+                "{pkg}/all_layers_attrs.request.json",
                 "{pkg}/fixtures/meta_1.json",
                 "{pkg}/fixtures/meta_2.json",
                 "{pkg}/fixtures/model.h5",
             ],
         ),
         _test(
-            _flags_test,
-            "default_flags_test",
+            _request_test,
+            "default_request_test",
             target_under_test = ":h5_default",
-            absent = ["--input_format", "--quantize_float16", "--quantize_uint8",
-                      "--quantize_uint16", "--split_weights_by_layer", "--metadata",
-                      "--content_hash_shards"] + _GRAPH_FLAGS,
+            absent = ["input_format", "quantize_float16", "quantize_uint8", "quantize_uint16",
+                      "split_weights_by_layer", "metadata", "content_hash_shards"] +
+                     _GRAPH_FIELDS,
         ),
         _test(
-            _flags_test,
-            "graph_default_flags_test",
+            _request_test,
+            "graph_default_request_test",
             target_under_test = ":saved_default",
-            want = [
-                "--output_format=tfjs_graph_model",
-                "--saved_model_tags=serve",
-                "--strip_debug_ops=true",
-                "--control_flow_v2=false",
-                "--skip_op_check=false",
-                "--source_label=//{pkg}:saved_model",
-            ],
-            absent = ["--signature_name", "--split_weights_by_layer", "--input_format",
-                      "--output_node_names", "--use_structured_outputs_names"],
+            want = {
+                "output_format": '"tfjs_graph_model"',
+                "saved_model_tags": '"serve"',
+                "strip_debug_ops": "true",
+                "control_flow_v2": "false",
+                "skip_op_check": "false",
+                "source_label": '"//{pkg}:saved_model"',
+            },
+            absent = ["signature_name", "split_weights_by_layer", "input_format",
+                      "output_node_names", "use_structured_outputs_names"],
             # The converter reads the SavedModel's directory: all of it is an input.
             want_inputs = [
                 "{pkg}/fixtures/saved/saved_model.pb",
@@ -706,43 +736,46 @@ def _action_tests():
             ],
         ),
         _test(
-            _flags_test,
-            "graph_flags_test",
+            _request_test,
+            "graph_request_test",
             target_under_test = ":graph_out",
-            want = [
-                "--input_format=tf_saved_model",
-                "--output_format=tfjs_graph_model",
-                "--signature_name=serving_custom",
-                "--saved_model_tags=serve,gpu",
-                "--strip_debug_ops=false",
-                "--control_flow_v2=true",
-                "--skip_op_check=true",
-                "--quantize_float16=*",
-                "--verify=true",
-                "--verify_backends=wasm",
-                "--content_hash_shards=true",
-            ],
-            absent = ["--output_node_names", "--use_structured_outputs_names"],
+            want = {
+                "input_format": '"tf_saved_model"',
+                "output_format": '"tfjs_graph_model"',
+                "signature_name": '"serving_custom"',
+                "saved_model_tags": '"serve,gpu"',
+                "strip_debug_ops": "false",
+                "control_flow_v2": "true",
+                "skip_op_check": "true",
+                "quantize_float16": '["*"]',
+                "verify": "true",
+                "verify_backends": '["wasm"]',
+                "content_hash_shards": "true",
+            },
+            absent = ["output_node_names", "use_structured_outputs_names"],
         ),
         _test(
-            _flags_test,
-            "graph_frozen_flags_test",
+            _request_test,
+            "graph_frozen_request_test",
             target_under_test = ":graph_frozen",
-            want = [
-                "--input_format=tf_frozen_model",
-                "--output_format=tfjs_graph_model",
-                "--output_node_names=logits,probs",
-                "--use_structured_outputs_names=true",
-            ],
+            want = {
+                "input_format": '"tf_frozen_model"',
+                "output_format": '"tfjs_graph_model"',
+                "output_node_names": '"logits,probs"',
+                "use_structured_outputs_names": "true",
+            },
             # verify = False: no check, no backends.
-            absent = ["--verify", "--verify_backends", "--content_hash_shards"],
+            absent = ["verify", "verify_backends", "content_hash_shards"],
         ),
         _test(
-            _flags_test,
-            "graph_tree_flags_test",
+            _request_test,
+            "graph_tree_request_test",
             target_under_test = ":tree_default",
-            want = ["--output_format=tfjs_graph_model", "--source_label=//{pkg}:saved_tree"],
-            absent = ["--input_format"],
+            want = {
+                "output_format": '"tfjs_graph_model"',
+                "source_label": '"//{pkg}:saved_tree"',
+            },
+            absent = ["input_format"],
             # The tree artifact itself is the input (its files are staged with it).
             want_inputs = ["{pkg}/fixtures/saved_tree"],
         ),
