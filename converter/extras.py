@@ -9,6 +9,7 @@ one line naming the extra, instead of an ImportError deep in a reader.
 
 import importlib.metadata
 import importlib.util
+import re
 from typing import Dict, List, Optional, Tuple
 
 from converter import request as rq
@@ -88,9 +89,11 @@ def distributions_of(module: str) -> List[str]:
     """Installed distributions that provide the top-level ``module`` (``tensorflow`` is
     provided by ``tensorflow``, ``tensorflow-cpu``, ``tf-nightly``, ``tensorflow-intel``...).
 
-    Read from the installed metadata; nothing is imported.
+    Read from the installed metadata; nothing is imported. Names are normalized
+    as pip spells them (``tf_keras`` -> ``tf-keras``).
     """
-    names = importlib.metadata.packages_distributions().get(module, [])
+    names = [re.sub(r"[-_.]+", "-", n).lower()
+             for n in importlib.metadata.packages_distributions().get(module, [])]
     return sorted(set(names), key=names.index)
 
 
