@@ -26,6 +26,7 @@ from the package index (PyPI or the machine's mirror); pip may use its cache.
 import os
 import pathlib
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -211,6 +212,53 @@ def test_wheel_holds_the_package_and_its_data_only(tmp_path):
     assert not (src / "build").exists() and (src / ".pybuild").is_dir()
 
 
+def _readme_commands() -> List[List[str]]:
+    """The commands of the README's "Converter without Bazel" code block, split like a shell."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text[text.index("## Converter without Bazel"):]
+    start = section.index("```bash\n") + len("```bash\n")
+    block = section[start:section.index("\n```", start)]
+    commands = []
+    for line in block.splitlines():
+        for command in line.split("&&"):
+            words = shlex.split(command, comments=True)
+            if words:
+                commands.append(words)
+    return commands
+
+
+def test_readme_commands_are_the_package_s(capsys):
+    from converter import cli
+    from converter.verify import __main__ as verify_cli
+    commands = _readme_commands()
+    programs = {c[0] for c in commands}
+    assert programs == {"pip", "tfjs-convert", "python"}, programs
+    project = _pyproject()["project"]
+    for words in commands:
+        if words[0] == "pip":
+            assert words[1] == "install"
+            for target in [w for w in words[2:] if w.startswith(".")]:
+                m = re.fullmatch(r"\.(?:\[([a-z,]+)\])?", target)
+                assert m, target
+                for extra in (m.group(1) or "").split(",") if m.group(1) else ():
+                    assert extra in project["optional-dependencies"], words
+        elif words[0] == "tfjs-convert":
+            if words[1:] == ["--help"]:
+                with pytest.raises(SystemExit) as exit_info:
+                    cli.build_parser().parse_args(["--help"])
+                assert exit_info.value.code == 0
+                continue
+            args = cli.build_parser().parse_args(cli.normalize_argv(words[1:]))
+            if not args.version:
+                cli.request_from_args(args)  # raises UsageError on a bad command
+        else:
+            assert words[:3] == ["python", "-m", "converter.verify"], words
+            verify_cli._parser().parse_args(words[3:])  # pylint: disable=protected-access
+    capsys.readouterr()
+    assert ["tfjs-convert", "model.h5", "out/"] in commands
+    assert ["pip", "install", "--no-deps", "."] in commands
+
+
 # ---------------------------------------------------------------------- log noise
 
 
@@ -276,6 +324,20 @@ def test_bazel_action_entry_point_is_quiet(tmp_path, model_h5):
     flags.write_text(flags.read_text() + "--debug\n")
     noisy = _run([sys.executable, "-I", ROOT / "converter" / "worker.py", "@%s" % flags])
     assert len(_NOISE_RE.findall(noisy.stderr)) >= 3, noisy.stderr
+
+
+@pytest.mark.xfail(strict=True, reason="worker.py's --request_file path calls api.run without "
+                   "tf_logs.quiet(debug) (the fix: wrap run(request) in _convert_request_file)")
+def test_bazel_request_file_entry_point_is_quiet(tmp_path, model_h5):
+    """worker.py one-shot with a JSON request file (what tfjs_model's action passes)."""
+    request = tmp_path / "request.json"
+    request.write_text('{"input_path": "%s", "output_path": "%s", "output_format": '
+                       '"tfjs_graph_model"}' % (model_h5, tmp_path / "out"))
+    flags = tmp_path / "args.flags"
+    flags.write_text("--request_file=%s\n" % request)
+    proc = _run([sys.executable, "-I", ROOT / "converter" / "worker.py", "@%s" % flags])
+    assert (tmp_path / "out" / "model.json").is_file()
+    assert (proc.stdout, proc.stderr) == ("", "")
 
 
 # ------------------------------------------------------------------------- version
