@@ -32,7 +32,6 @@ import subprocess
 import sys
 import textwrap
 import time
-import tomllib
 import zipfile
 from typing import Dict, List
 
@@ -43,6 +42,11 @@ LOCK = ROOT / "requirements_lock.txt"
 sys.path.insert(0, str(ROOT))
 
 from converter import extras, tf_logs  # noqa: E402
+
+try:
+    import tomllib
+except ImportError:  # Python 3.10: pip's own copy of the same parser
+    from pip._vendor import tomli as tomllib
 
 _IGNORED = shutil.ignore_patterns(".git", ".venv*", ".bazel_root", "bazel-*", "node_modules",
                                   "__pycache__", ".pybuild", ".hypothesis", ".pytest_cache",
