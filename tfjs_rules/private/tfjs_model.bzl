@@ -128,11 +128,13 @@ def _resolve_source(ctx):
         # One file, or one directory (a tree artifact, e.g. a SavedModel written
         # in the build by tfjs_py_run's out_dirs): the converter reads that path.
         return struct(path = files[0].path, file = files[0], is_directory = files[0].is_directory)
-    fail("tfjs_model: src %s got %d files but neither model.json nor saved_model.pb, " % (
-        src.label,
-        len(files),
-    ) + "want one model file, a TF.js model (model.json + shards) or a SavedModel directory",
-         attr = "src")
+    fail(
+        "tfjs_model: src %s got %d files but neither model.json nor saved_model.pb, " % (
+            src.label,
+            len(files),
+        ) + "want one model file, a TF.js model (model.json + shards) or a SavedModel directory",
+        attr = "src",
+    )
 
 def _check_pattern(name, pattern, seen):
     if not pattern or "," in pattern or pattern.strip() != pattern:
@@ -142,8 +144,10 @@ def _check_pattern(name, pattern, seen):
         ) + "commas or surrounding spaces", attr = name)
     if pattern in seen:
         if seen[pattern] == name:
-            fail("tfjs_model: %s got pattern %r twice, want each pattern once" % (name, pattern),
-                 attr = name)
+            fail(
+                "tfjs_model: %s got pattern %r twice, want each pattern once" % (name, pattern),
+                attr = name,
+            )
         fail("tfjs_model: %s got pattern %r, which %s already has; want each pattern in " % (
             name,
             pattern,
@@ -199,8 +203,10 @@ def _check_attrs(ctx):
             ), attr = "metadata")
         if "," in files[0].path:
             # Kept so the request is one the CLI (a comma-separated --metadata) can spell.
-            fail("tfjs_model: metadata got path %r, want a path without ','" % files[0].path,
-                 attr = "metadata")
+            fail(
+                "tfjs_model: metadata got path %r, want a path without ','" % files[0].path,
+                attr = "metadata",
+            )
 
 def _metadata_files(ctx):
     """[(key, File)] sorted by key, so the request does not depend on dict order."""

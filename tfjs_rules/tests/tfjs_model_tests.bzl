@@ -23,8 +23,15 @@ _MANUAL = ["manual"]  # built only as targets under test, never by //...
 _LOCK = "../tfjs_converter_env/requirements_lock.txt"
 
 # Request fields the rule sets only for a tfjs_graph_model output.
-_GRAPH_FIELDS = ["signature_name", "saved_model_tags", "strip_debug_ops", "control_flow_v2",
-                 "skip_op_check", "output_node_names", "use_structured_outputs_names"]
+_GRAPH_FIELDS = [
+    "signature_name",
+    "saved_model_tags",
+    "strip_debug_ops",
+    "control_flow_v2",
+    "skip_op_check",
+    "output_node_names",
+    "use_structured_outputs_names",
+]
 
 # ---------------------------------------------------------------- helpers
 
@@ -122,8 +129,11 @@ def _layers_from_h5_test_impl(ctx):
     asserts.equals(env, [info.model_dir], target[DefaultInfo].files.to_list())
     asserts.equals(env, [info.summary], target[OutputGroupInfo].summary.to_list())
     runfiles = target[DefaultInfo].default_runfiles.files.to_list()
-    asserts.true(env, info.model_dir in runfiles and info.summary in runfiles,
-                 "runfiles hold the model and its summary")
+    asserts.true(
+        env,
+        info.model_dir in runfiles and info.summary in runfiles,
+        "runfiles hold the model and its summary",
+    )
     return analysistest.end(env)
 
 _layers_from_h5_test = analysistest.make(_layers_from_h5_test_impl)
@@ -132,12 +142,20 @@ def _format_test_impl(ctx):
     env = analysistest.begin(ctx)
     info = analysistest.target_under_test(env)[TfjsModelInfo]
     asserts.equals(env, ctx.attr.want_format, info.format)
-    asserts.equals(env, _expand(env, ctx.attr.want_source_file), info.source_file.path,
-                   "source_file")
+    asserts.equals(
+        env,
+        _expand(env, ctx.attr.want_source_file),
+        info.source_file.path,
+        "source_file",
+    )
     request = _request(env)
     asserts.equals(env, ctx.attr.want_format, request.get("output_format"), "output_format")
-    asserts.equals(env, _expand(env, ctx.attr.want_source_path), request.get("input_path"),
-                   "the path the converter reads")
+    asserts.equals(
+        env,
+        _expand(env, ctx.attr.want_source_path),
+        request.get("input_path"),
+        "the path the converter reads",
+    )
     return analysistest.end(env)
 
 # Checks the format a target converts to, the file that identifies its source and
@@ -156,11 +174,18 @@ def _chained_test_impl(ctx):
     asserts.equals(env, "tfjs_layers_model", info.format)
     asserts.equals(env, upstream.model_dir, info.source_file)
     action = _convert_action(env)
-    asserts.equals(env, upstream.model_json, _request(env).get("input_path"),
-                   "the converter reads model.json")
+    asserts.equals(
+        env,
+        upstream.model_json,
+        _request(env).get("input_path"),
+        "the converter reads model.json",
+    )
     if action:
-        asserts.true(env, upstream.model_dir in action.inputs.to_list(),
-                     "the upstream tree is an input")
+        asserts.true(
+            env,
+            upstream.model_dir in action.inputs.to_list(),
+            "the upstream tree is an input",
+        )
     return analysistest.end(env)
 
 # A tfjs_model of a tfjs_model (requantize / reshard) reads the upstream model.json.
@@ -205,14 +230,23 @@ def _default_action_test_impl(ctx):
         "source_label": str(Label("//tfjs_rules/tests:model_h5")),
     }, json.decode(write.content))
     asserts.true(env, action.argv[0].endswith("/python3"), "runs the toolchain's python3")
-    asserts.equals(env, sorted([info.model_dir.path, info.summary.path]),
-                   _paths(action.outputs.to_list()))
+    asserts.equals(
+        env,
+        sorted([info.model_dir.path, info.summary.path]),
+        _paths(action.outputs.to_list()),
+    )
     inputs = [f.short_path for f in action.inputs.to_list()]
-    for want in [_LOCK, "converter/worker.py", "converter/cli.py",
-                 "converter/verify/check.py", "converter/verify/js/run_models.js",
-                 "converter/verify/js/package-lock.json",
-                 ctx.label.package + "/fixtures/model.h5"]:
+    for want in [
+        _LOCK,
+        "converter/worker.py",
+        "converter/cli.py",
+        "converter/verify/check.py",
+        "converter/verify/js/run_models.js",
+        "converter/verify/js/package-lock.json",
+        ctx.label.package + "/fixtures/model.h5",
+    ]:
         asserts.true(env, want in inputs, "%s is an input; inputs: %s" % (want, inputs))
+
     # Hermetic: verification takes Node and the npm packages from the converter's
     # environment, never from the host.
     asserts.equals(env, {
@@ -252,8 +286,11 @@ def _execution_requirements_test_impl(ctx):
 
     # Bazel 4.2.3's Action has no execution_info, so this checks the dict the rule
     # passes to ctx.actions.run; tests/integration sees the workers run.
-    asserts.equals(env, {"supports-workers": "1", "requires-worker-protocol": "json"},
-                   EXECUTION_REQUIREMENTS)
+    asserts.equals(
+        env,
+        {"supports-workers": "1", "requires-worker-protocol": "json"},
+        EXECUTION_REQUIREMENTS,
+    )
     return unittest.end(env)
 
 _execution_requirements_test = unittest.make(_execution_requirements_test_impl)
@@ -273,8 +310,12 @@ def _infer_output_format_test_impl(ctx):
         ("tf_hub", "module", "tfjs_graph_model"),
         ("tf_frozen_model", "frozen.pb", "tfjs_graph_model"),
     ]:
-        asserts.equals(env, want, infer_output_format(input_format, path),
-                       "infer_output_format(%r, %r)" % (input_format, path))
+        asserts.equals(
+            env,
+            want,
+            infer_output_format(input_format, path),
+            "infer_output_format(%r, %r)" % (input_format, path),
+        )
 
     # A directory (tree artifact): its name says nothing about its contents.
     for input_format, path, want in [
@@ -285,14 +326,21 @@ def _infer_output_format_test_impl(ctx):
         ("keras_saved_model", "gen/saved", "tfjs_layers_model"),
         ("tf_saved_model", "gen/saved", "tfjs_graph_model"),
     ]:
-        asserts.equals(env, want, infer_output_format(input_format, path, True),
-                       "infer_output_format(%r, %r, True)" % (input_format, path))
+        asserts.equals(
+            env,
+            want,
+            infer_output_format(input_format, path, True),
+            "infer_output_format(%r, %r, True)" % (input_format, path),
+        )
 
     # Every input the rule takes has a TF.js output: the converter's inferred one
     # (generated from converter/request.py), or a TF.js input's own format.
     for input_format in INPUT_FORMATS:
-        asserts.true(env, tfjs_output_format(input_format) in TFJS_OUTPUTS,
-                     "tfjs_output_format(%r) is a TF.js format" % input_format)
+        asserts.true(
+            env,
+            tfjs_output_format(input_format) in TFJS_OUTPUTS,
+            "tfjs_output_format(%r) is a TF.js format" % input_format,
+        )
     asserts.equals(env, "tfjs_layers_model", tfjs_output_format("tfjs_layers_model"))
     asserts.equals(env, "tfjs_graph_model", tfjs_output_format("tfjs_graph_model"))
     asserts.false(env, "tfjs_graph_model" in INPUT_FORMATS, "graph models are not a src yet")
@@ -311,8 +359,12 @@ def _py_run_test_impl(ctx):
     action = actions[0]
     target = analysistest.target_under_test(env)
     files = target[DefaultInfo].files.to_list()
-    asserts.equals(env, [False, True], [f.is_directory for f in files],
-                   "DefaultInfo: the outs file, then the out_dirs tree artifact")
+    asserts.equals(
+        env,
+        [False, True],
+        [f.is_directory for f in files],
+        "DefaultInfo: the outs file, then the out_dirs tree artifact",
+    )
     asserts.equals(env, _paths(files), _paths(action.outputs.to_list()), "action outputs")
     runfiles = target[DefaultInfo].default_runfiles.files.to_list()
     asserts.true(env, all([f in runfiles for f in files]), "runfiles hold every output")
@@ -330,8 +382,11 @@ def _py_run_test_impl(ctx):
     for want in [_LOCK, "{pkg}/fixtures/gen.py", "{pkg}/fixtures/meta_1.json"]:
         want = _expand(env, want)
         asserts.true(env, want in inputs, "%s is an input; inputs: %s" % (want, inputs))
-    asserts.equals(env, {"TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": "",
-                         "PYTHONHASHSEED": "0"}, action.env)
+    asserts.equals(env, {
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+        "CUDA_VISIBLE_DEVICES": "",
+        "PYTHONHASHSEED": "0",
+    }, action.env)
     return analysistest.end(env)
 
 # outs then out_dirs paths, then args with $(location) expanded; both kinds of output.
@@ -385,8 +440,13 @@ def _attr_error(attr_name, rule_name = "tfjs_model"):
     """How Bazel 4.2.3 reports fail("<rule_name>: ...", attr = attr_name)."""
     return "Error in fail: attribute %s: %s: " % (attr_name, rule_name)
 
-def _expect_error(name, attr_name, message, rule = tfjs_model, rule_name = "tfjs_model",
-                  **kwargs):
+def _expect_error(
+        name,
+        attr_name,
+        message,
+        rule = tfjs_model,
+        rule_name = "tfjs_model",
+        **kwargs):
     """A `rule` target `name` built from kwargs, and a test that it fails on attr_name."""
     rule(name = name, tags = _MANUAL, **kwargs)
     return _test(
@@ -397,8 +457,15 @@ def _expect_error(name, attr_name, message, rule = tfjs_model, rule_name = "tfjs
     )
 
 def _expect_py_run_error(name, attr_name, message, **kwargs):
-    return _expect_error(name, attr_name, message, rule = tfjs_py_run, rule_name = "tfjs_py_run",
-                         script = ":gen_py", **kwargs)
+    return _expect_error(
+        name,
+        attr_name,
+        message,
+        rule = tfjs_py_run,
+        rule_name = "tfjs_py_run",
+        script = ":gen_py",
+        **kwargs
+    )
 
 def _failure_tests():
     return [
@@ -605,17 +672,40 @@ def _provider_tests():
         ("bin_default", ":model_bin", {}, graph, "model.bin", "model.bin"),
         ("bin_as_keras", ":model_bin", {"input_format": "keras"}, layers, "model.bin", "model.bin"),
         ("h5_to_graph", ":model_h5", {"output_format": graph}, graph, "model.h5", "model.h5"),
-        ("saved_to_layers", ":saved_model", {"input_format": "keras_saved_model"}, layers,
-         "saved/saved_model.pb", "saved"),
+        (
+            "saved_to_layers",
+            ":saved_model",
+            {"input_format": "keras_saved_model"},
+            layers,
+            "saved/saved_model.pb",
+            "saved",
+        ),
         # A tree artifact is read as a directory: a SavedModel unless input_format says.
         ("tree_default", ":saved_tree", {}, graph, "saved_tree", "saved_tree"),
-        ("tree_as_layers", ":saved_tree", {"input_format": "tfjs_layers_model"}, layers,
-         "saved_tree", "saved_tree"),
-        ("tree_keras_saved_model", ":saved_tree", {"input_format": "keras_saved_model"}, layers,
-         "saved_tree", "saved_tree"),
-        ("tree_keras_to_graph", ":saved_tree",
-         {"input_format": "keras_saved_model", "output_format": graph}, graph, "saved_tree",
-         "saved_tree"),
+        (
+            "tree_as_layers",
+            ":saved_tree",
+            {"input_format": "tfjs_layers_model"},
+            layers,
+            "saved_tree",
+            "saved_tree",
+        ),
+        (
+            "tree_keras_saved_model",
+            ":saved_tree",
+            {"input_format": "keras_saved_model"},
+            layers,
+            "saved_tree",
+            "saved_tree",
+        ),
+        (
+            "tree_keras_to_graph",
+            ":saved_tree",
+            {"input_format": "keras_saved_model", "output_format": graph},
+            graph,
+            "saved_tree",
+            "saved_tree",
+        ),
     ]:
         tfjs_model(name = target, src = src, tags = _MANUAL, **kwargs)
         tests.append(_test(
@@ -710,8 +800,15 @@ def _action_tests():
             _request_test,
             "default_request_test",
             target_under_test = ":h5_default",
-            absent = ["input_format", "quantize_float16", "quantize_uint8", "quantize_uint16",
-                      "split_weights_by_layer", "metadata", "content_hash_shards"] +
+            absent = [
+                         "input_format",
+                         "quantize_float16",
+                         "quantize_uint8",
+                         "quantize_uint16",
+                         "split_weights_by_layer",
+                         "metadata",
+                         "content_hash_shards",
+                     ] +
                      _GRAPH_FIELDS,
         ),
         _test(
@@ -726,8 +823,13 @@ def _action_tests():
                 "skip_op_check": "false",
                 "source_label": '"//{pkg}:saved_model"',
             },
-            absent = ["signature_name", "split_weights_by_layer", "input_format",
-                      "output_node_names", "use_structured_outputs_names"],
+            absent = [
+                "signature_name",
+                "split_weights_by_layer",
+                "input_format",
+                "output_node_names",
+                "use_structured_outputs_names",
+            ],
             # The converter reads the SavedModel's directory: all of it is an input.
             want_inputs = [
                 "{pkg}/fixtures/saved/saved_model.pb",
