@@ -90,14 +90,15 @@ class _ReportingHandler(serve.AppHandler):
         pass
 
 
-def run_page(app_dir: str, backends: str, tmp: str, query: str = "") -> dict:
-    """Serves ``app_dir``, opens its page in Chromium, returns what the page reports."""
+def run_page(app_dir: str, backends: str, tmp: str, query: str = "",
+             page: str = "index.html") -> dict:
+    """Serves ``app_dir``, opens ``page`` in Chromium, returns what the page reports."""
     httpd = serve.make_server(app_dir, 0, _ReportingHandler)
     httpd.report, httpd.done = None, threading.Event()
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
-    url = "http://127.0.0.1:%d/index.html?backends=%s&report=%s%s" % (
-        httpd.server_port, backends, REPORT_PATH, query)
+    url = "http://127.0.0.1:%d/%s?backends=%s&report=%s%s" % (
+        httpd.server_port, page, backends, REPORT_PATH, query)
     log_path = os.path.join(tmp, "chromium.log")
     try:
         with open(log_path, "wb") as log:
