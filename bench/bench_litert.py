@@ -251,21 +251,29 @@ def conversion(args, work: str) -> dict:
                         os.path.join(graphs[model], "model.json"),
                         os.path.join(out_root, OUTPUTS[fmt]), "--output_format=" + fmt])
 
-    for case in cases:  # warm the page cache; a failure stops here
-        once(*case)
+    failed = {}
+    for case in cases:  # warm the page cache; a failing case is reported, not timed
+        try:
+            once(*case)
+        except SystemExit as error:  # bench_graph.measure's way of failing
+            failed[case] = str(error).splitlines()[-1][:500]
+            print("%s -> %s failed: %s" % (case + (failed[case],)))
+    cases = [case for case in cases if case not in failed]
     quiet = machine.wait_for_quiet(args.max_load, args.wait_s)
     load_before = os.getloadavg()
-    loads = []
+    loads = [load_before[0]]
     for _ in range(args.runs):
         for case in cases:
             samples[case].append(once(*case))
             loads.append(os.getloadavg()[0])
-    result = {"%s->%s" % case: summarize(s) for case, s in samples.items()}
+    result = {"%s->%s" % case: summarize(s) for case, s in samples.items() if s}
     for r in result.values():
+        r.pop("peak_rss_gb_median", None)
         r["wall_s_median"] = round(r["wall_s_median"], 2)
         r["wall_s_all"] = [round(v, 2) for v in r["wall_s_all"]]
         r["peak_rss_mb_all"] = [round(v) for v in r["peak_rss_mb_all"]]
     return {"runs": args.runs, "cases": result, "tflite_writer": _tflite_writer_state(),
+            "failed": {"%s->%s" % case: message for case, message in failed.items()},
             "load_average_before": [round(v, 2) for v in load_before],
             "load_average_1min_during": {"median": round(statistics.median(loads), 2),
                                          "max": round(max(loads), 2)},
@@ -310,17 +318,24 @@ def main(argv=None) -> int:
                       r["max_abs_diff"]["litert_vs_ai_edge_litert"], TARGET_MAX_ABS_DIFF,
                       "MET" if r["outputs_target_met"] else "MISSED",
                       r["load_average_before"][0], r["load_average_after"][0]))
+            _save(report)
         if not args.skip_conversion:
             report["conversion"] = conversion(args, work)
             for case, r in report["conversion"]["cases"].items():
                 print("%-28s wall %6.2f s (min %.2f, max %.2f)  peak RSS %6.0f MB" % (
                     case, r["wall_s_median"], r["wall_s_min"], r["wall_s_max"],
                     r["peak_rss_mb_median"]))
+            for case, message in report["conversion"]["failed"].items():
+                print("%-28s FAILED: %s" % (case, message))
+            _save(report)
+    return 0
+
+
+def _save(report: dict) -> None:
     os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
     with open(RESULTS, "w") as f:
         json.dump(report, f, indent=2, sort_keys=True)
     print("wrote %s" % RESULTS)
-    return 0
 
 
 if __name__ == "__main__":
