@@ -68,15 +68,23 @@ def quiet_python_loggers() -> None:
 
 
 class _Filter(threading.Thread):
-    """Copies lines from ``read_fd`` to ``out_fd``, dropping noise, until EOF."""
+    """Copies lines from ``read_fd`` to ``out_fd``, dropping noise, until EOF.
+
+    It always drains the pipe, so a writer never blocks on it: should ``out_fd``
+    fail (a closed terminal), what follows is read and dropped.
+    """
 
     def __init__(self, read_fd: int, out_fd: int):
         super().__init__(name="tf_logs-filter", daemon=True)
         self.read_fd, self.out_fd = read_fd, out_fd
+        self.broken = False
 
     def _write(self, data: bytes) -> None:
-        while data:
-            data = data[os.write(self.out_fd, data):]
+        try:
+            while data and not self.broken:
+                data = data[os.write(self.out_fd, data):]
+        except OSError:
+            self.broken = True
 
     def run(self) -> None:
         pending = b""
