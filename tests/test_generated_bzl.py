@@ -11,7 +11,9 @@ import ast
 import hashlib
 import importlib.util
 import json
+import os
 import pathlib
+import shutil
 import subprocess
 import sys
 from typing import Dict, List
@@ -74,6 +76,25 @@ def test_generation_is_deterministic_and_sorted():
         assert (len(line) - len(stripped)) % 4 == 0, line
         if line.startswith("    ") and not stripped.endswith(("[", "{")):
             assert stripped.endswith(","), line
+
+
+def _buildifier():
+    """$BUILDIFIER, else tools/buildifier's npm install, else one on PATH (or None)."""
+    if os.environ.get("BUILDIFIER"):
+        return os.environ["BUILDIFIER"]
+    local = ROOT / "tools" / "buildifier" / "node_modules" / ".bin" / "buildifier"
+    return str(local) if local.exists() else shutil.which("buildifier")
+
+
+def test_generated_text_is_buildifier_clean(tmp_path):
+    buildifier = _buildifier()
+    if buildifier is None:
+        pytest.skip("buildifier not installed (cd tools/buildifier && npm ci, or set BUILDIFIER)")
+    path = tmp_path / "generated_formats.bzl"
+    path.write_text(gen.derive(), encoding="utf-8")
+    proc = subprocess.run([buildifier, "--lint=warn", "--mode=check", str(path)],
+                          capture_output=True, text=True, check=False)
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, "", "")
 
 
 def test_generated_values_are_request_py():
