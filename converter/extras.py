@@ -51,8 +51,9 @@ def needed_modules(in_fmt: str, out_fmt: str, verify: bool = False) -> List[str]
         modules.append("tensorflow")
     if out_fmt in (rq.KERAS, rq.KERAS_KERAS):
         modules.append("keras")
-    if in_fmt == rq.KERAS_SAVED_MODEL:
-        modules.append("tf_keras")
+    if in_fmt == rq.KERAS_SAVED_MODEL and out_fmt in (rq.TFJS_LAYERS_MODEL, rq.KERAS,
+                                                      rq.KERAS_KERAS):
+        modules.append("tf_keras")  # read as layers by tf_keras; other outputs use the SavedModel
     if out_fmt == rq.ONNX:
         modules += ["tf2onnx", "onnx"]
     return modules

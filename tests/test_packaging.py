@@ -431,7 +431,49 @@ def test_fresh_venv_from_the_lock(tmp_path, model_h5, reference):
                                            ", ".join("%s %.1f s" % kv for kv in timings.items())))
 
 
-def test_numpy_h5py_only_venv(tmp_path, model_h5, reference):
+# Runs every supported (input, output) pair through converter.api.run in the venv under
+# test; prints "<input> <output>: ok" or ": <error class> <message>". Sources: argv 1-3
+# (.h5, .keras, TF.js layers model); the TensorFlow-only inputs are stand-ins, as a
+# missing extra must be reported before the input is read.
+_EVERY_PAIR = textwrap.dedent("""
+    import os, sys
+    from converter import api, request as rq
+    from converter.errors import ConversionError
+    h5, keras_file, layers, work = sys.argv[1:5]
+    os.makedirs(os.path.join(work, "saved_model"))
+    open(os.path.join(work, "saved_model", "saved_model.pb"), "wb").close()
+    open(os.path.join(work, "frozen.pb"), "wb").close()
+    os.makedirs(os.path.join(work, "graph"))
+    with open(os.path.join(work, "graph", "model.json"), "w") as f:
+        f.write('{"format": "graph-model", "modelTopology": {}, "weightsManifest": []}')
+    sources = {"keras": h5, "keras_keras": keras_file, "tfjs_layers_model": layers,
+               "keras_saved_model": os.path.join(work, "saved_model"),
+               "tf_saved_model": os.path.join(work, "saved_model"),
+               "tf_hub": os.path.join(work, "saved_model"),
+               "tf_frozen_model": os.path.join(work, "frozen.pb"),
+               "tfjs_graph_model": os.path.join(work, "graph")}
+    suffix = {"keras": ".h5", "keras_keras": ".keras", "tflite": ".tflite", "onnx": ".onnx"}
+    for n, (i, o) in enumerate(api.supported_pairs()):
+        out = os.path.join(work, "out%d%s" % (n, suffix.get(o, "")))
+        try:
+            api.run(rq.ConversionRequest(input_path=sources[i], output_path=out,
+                                         input_format=i, output_format=o))
+            print("%s %s: ok" % (i, o))
+        except ConversionError as e:
+            print("%s %s: %s %s" % (i, o, type(e).__name__, e))
+    """)
+
+
+@pytest.fixture(scope="module")
+def model_keras(model_h5) -> pathlib.Path:
+    """model_h5 as a Keras 3 .keras archive."""
+    path = model_h5.with_suffix(".keras")
+    _run([sys.executable, "-c", "import sys, keras; keras.saving.load_model(sys.argv[1])"
+          ".save(sys.argv[2])", model_h5, path])
+    return path
+
+
+def test_numpy_h5py_only_venv(tmp_path, model_h5, model_keras, reference):
     timings = {}
     start = time.monotonic()
     src = _source_tree(tmp_path / "src")
@@ -462,6 +504,27 @@ def test_numpy_h5py_only_venv(tmp_path, model_h5, reference):
         "tensorflow), which is not installed here; install the 'tf' extra: pip install "
         "'tfjs-rules-converter[tf]' (from a checkout: pip install '.[tf]')\n")
     assert not (work / "graph").exists()
+
+    # Every supported pair: converted (the layers path) or refused in the one line.
+    pairs = _run([bindir / "python", "-c", _EVERY_PAIR, work / "model.h5", model_keras,
+                  work / "out", work / "pairs"], cwd=work)
+    results = dict(line.split(": ", 1) for line in pairs.stdout.splitlines())
+    from converter import api
+    assert len(results) == len(api.supported_pairs())
+    for pair, result in results.items():
+        i, o = pair.split(" ")
+        modules = extras.needed_modules(i, o)
+        if not modules:
+            assert result == "ok", pair
+            continue
+        assert modules[0] == "tensorflow", pair  # the first missing one is named
+        assert result == (
+            "ConversionError converting %s to %s needs TensorFlow (module tensorflow), which is "
+            "not installed here; install the 'tf' extra: pip install 'tfjs-rules-converter[tf]' "
+            "(from a checkout: pip install '.[tf]')" % (i, o)), pair
+    assert sorted(p for p, r in results.items() if r == "ok") == [
+        "keras tfjs_layers_model", "keras_keras tfjs_layers_model",
+        "tfjs_layers_model tfjs_layers_model"]
 
     version = _run([bindir / "tensorflowjs_converter", "--version"], cwd=work)
     assert version.stdout == (
