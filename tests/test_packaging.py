@@ -263,6 +263,29 @@ def test_readme_commands_are_the_package_s(capsys):
     assert ["pip", "install", "--no-deps", "."] in commands
 
 
+def test_missing_onnx_extra_is_named_before_any_work(tmp_path, model_h5):
+    """With TensorFlow there but tf2onnx refused by the import system, keras -> onnx names
+    the onnx extra, and TensorFlow is not even imported (the check comes first)."""
+    proc = _run([sys.executable, "-c", textwrap.dedent("""
+        import importlib.abc, sys
+        class Refuse(importlib.abc.MetaPathFinder):
+            def find_spec(self, name, path=None, target=None):
+                if name.split(".")[0] == "tf2onnx":
+                    raise ImportError("no tf2onnx here")
+        sys.meta_path.insert(0, Refuse())
+        from converter.cli import main
+        code = main(sys.argv[1:])
+        assert "tensorflow" not in sys.modules
+        sys.exit(code)
+        """), model_h5, tmp_path / "model.onnx", "--output_format=onnx"], cwd=ROOT, check=False)
+    assert (proc.returncode, proc.stdout) == (1, "")
+    assert proc.stderr == (
+        "tfjs_converter: error: converting keras to onnx needs tf2onnx (module tf2onnx), which "
+        "is not installed here; install the 'onnx' extra: pip install "
+        "'tfjs-rules-converter[onnx]' (from a checkout: pip install '.[onnx]')\n")
+    assert not (tmp_path / "model.onnx").exists()
+
+
 # ---------------------------------------------------------------------- log noise
 
 
