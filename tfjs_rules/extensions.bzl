@@ -29,8 +29,6 @@ load("//tfjs_rules/private:toolchain.bzl", "tfjs_converter_toolchains")
 ENV_NAME = "tfjs_converter_env"
 TOOLCHAINS_NAME = ENV_NAME + "_toolchains"
 
-_DEFAULT_ROOT = "/var/tmp/tfjs_rules/envs"  # tfjs_converter_env's `root` default
-
 _env = tag_class(
     doc = "The converter's Python environment (only the root module's tag is used).",
     attrs = {
@@ -44,7 +42,7 @@ _env = tag_class(
             doc = "Interpreter that creates the venv: a name on PATH or an absolute path.",
         ),
         "root": attr.string(
-            default = _DEFAULT_ROOT,
+            default = "/var/tmp/tfjs_rules/envs",
             doc = "Where venvs live (content-addressed below it); TFJS_RULES_ENV_ROOT overrides it.",
         ),
         "python_versions": attr.string_list(

@@ -10,6 +10,7 @@ with this checkout at this version.
 """
 
 import ast
+import importlib.util
 import json
 import os
 import pathlib
@@ -153,10 +154,8 @@ def test_env_tag_has_the_environment_rules_attributes_and_defaults():
     env = _attr_defaults(_assigned_call(ROOT / "tfjs_rules" / "private" / "env.bzl",
                                         "tfjs_converter_env"))
     assert sorted(tag) == sorted(env), (sorted(tag), sorted(env))
-    for name in ("python", "python_versions", "timeout"):
+    for name in ("python", "root", "python_versions", "timeout"):
         assert tag[name] == env[name], name
-    # The tag's default is a constant there (same value as env.bzl's root default).
-    assert _constant(ROOT / "tfjs_rules" / "extensions.bzl", "_DEFAULT_ROOT") == env["root"]
     assert tag["requirements_lock"] == "Label('//:requirements_lock.txt')"
 
 
@@ -199,3 +198,30 @@ def test_bzl_files_use_apis_bazel_4_2_to_9_accept():
             if "allow_empty" not in m.group(1):
                 offenders.append("%s: glob without allow_empty" % path.relative_to(ROOT))
     assert not offenders, "\n".join(offenders)
+
+
+def _test_docs():
+    """tests/test_docs.py's doc-table readers (that module is not a package's)."""
+    spec = importlib.util.spec_from_file_location("_test_docs", ROOT / "tests" / "test_docs.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("heading,rel,name", [
+    ("`tfjs_converter_toolchains`", "private/toolchain.bzl", "tfjs_converter_toolchains"),
+    ("`tfjs.env`", "extensions.bzl", "_env"),
+])
+def test_light_repository_and_env_tag_are_documented(heading, rel, name):
+    docs = _test_docs()
+    rows = docs.table_rows(docs.section(heading), "attribute")
+    call = _assigned_call(ROOT / "tfjs_rules" / rel, name)
+    attrs = _attr_defaults(call)
+    assert sorted(set(rows) - {"name"}) == sorted(attrs), (sorted(rows), sorted(attrs))
+    attrs_dict = next(kw.value for kw in call.keywords if kw.arg == "attrs")
+    for key, value in zip(attrs_dict.keys, attrs_dict.values):
+        attr = ast.literal_eval(key)
+        mandatory = any(kw.arg == "mandatory" and ast.literal_eval(kw.value) is True
+                        for kw in value.keywords)
+        want = "required" if mandatory else attrs[attr]
+        assert docs._doc_default(rows[attr][1]) == want, (attr, rows[attr], want)
