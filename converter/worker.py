@@ -36,6 +36,7 @@ from typing import Iterator, List, Optional, Tuple  # noqa: E402
 from converter import cli  # noqa: E402
 from converter import jsonio  # noqa: E402
 from converter import request as rq  # noqa: E402
+from converter import tf_logs  # noqa: E402
 from converter.errors import ConversionError, InvalidModelError, UsageError  # noqa: E402
 from converter.weights import format as wf  # noqa: E402
 
@@ -164,7 +165,8 @@ def _convert_request_file(path: str) -> int:
                                                             _REQUEST_FILE_FLAG))
         request, own = read_request_file(path)
         from converter.api import run
-        result = run(request)
+        with tf_logs.quiet(debug):  # as the CLI: TensorFlow's start-up noise only with debug
+            result = run(request)
     except ConversionError as e:
         if debug:
             traceback.print_exc()
