@@ -353,18 +353,20 @@ def test_bazel_action_entry_point_is_quiet(tmp_path, model_h5):
     assert len(_NOISE_RE.findall(noisy.stderr)) >= 3, noisy.stderr
 
 
-@pytest.mark.xfail(strict=True, reason="worker.py's --request_file path calls api.run without "
-                   "tf_logs.quiet(debug) (the fix: wrap run(request) in _convert_request_file)")
 def test_bazel_request_file_entry_point_is_quiet(tmp_path, model_h5):
     """worker.py one-shot with a JSON request file (what tfjs_model's action passes)."""
     request = tmp_path / "request.json"
-    request.write_text('{"input_path": "%s", "output_path": "%s", "output_format": '
-                       '"tfjs_graph_model"}' % (model_h5, tmp_path / "out"))
     flags = tmp_path / "args.flags"
     flags.write_text("--request_file=%s\n" % request)
-    proc = _run([sys.executable, "-I", ROOT / "converter" / "worker.py", "@%s" % flags])
-    assert (tmp_path / "out" / "model.json").is_file()
-    assert (proc.stdout, proc.stderr) == ("", "")
+    for name, debug in (("quiet", "false"), ("debug", "true")):
+        request.write_text('{"input_path": "%s", "output_path": "%s", "output_format": '
+                           '"tfjs_graph_model", "debug": %s}' % (model_h5, tmp_path / name, debug))
+        proc = _run([sys.executable, "-I", ROOT / "converter" / "worker.py", "@%s" % flags])
+        assert (tmp_path / name / "model.json").is_file()
+        if debug == "false":
+            assert (proc.stdout, proc.stderr) == ("", "")
+        else:
+            assert len(_NOISE_RE.findall(proc.stderr)) >= 3, proc.stderr
 
 
 # ------------------------------------------------------------------------- version
