@@ -8,8 +8,8 @@ are the fields of ``ConversionRequest`` (see ``request.request_from_dict``) plus
 the worker's own ``summary_file`` (where to write a JSON summary of the
 output), ``source_label`` and ``debug``; or the CLI's arguments plus
 ``--summary_file=PATH`` and ``--source_label=LABEL``. Every request gets a
-response and the worker lives on: a ``ConversionError`` gives its one-line message and exit code; anything
-else a request raises (an ImportError of a missing dependency, an OSError or
+response and the worker lives on: a ``ConversionError`` gives its one-line
+message and exit code; anything else a request raises (an ImportError of a missing dependency, an OSError or
 h5py error, a RecursionError of a deeply nested input, MemoryError, ...) gives
 one line naming the input file and the exception, exit code 1, and the
 traceback only with ``--debug``. TensorFlow, when a graph path needs it, is
