@@ -34,6 +34,7 @@ async function main() {
   const inputName = graph.inputs[0].name;
   const outputNames = graph.outputs.map((o) => o.name);
   const tfInput = tf.tensor(input, spec.shape, 'float32');
+  const tensorsBefore = tf.memory().numTensors;  // the weights and the input
 
   await lrt.loadLiteRt(new URL('litert/wasm/', location.href).href);
   const liteRtWasm = {relaxedSimd: await lrt.supportsFeature('relaxedSimd'), threads: false};
@@ -74,7 +75,7 @@ async function main() {
   for (const name of Object.keys(last)) {
     await post(`output/${name}`, new Uint8Array(last[name].buffer), 'application/octet-stream');
   }
-  const tensorsLeaked = tf.memory().numTensors - 1;  // the input
+  const tensorsLeaked = tf.memory().numTensors - tensorsBefore;
   tfInput.dispose();
   lrtInput.delete();
   compiled.delete();
