@@ -258,7 +258,7 @@ def _result(job: LiteRtJob, raw: dict, output_bytes: Sequence[bytes]) -> LiteRtR
         timing=raw["timing"], raw=raw)
 
 
-def _run_node(jobs: Sequence[LiteRtJob], threads: bool, timeout_s: float) -> List[LiteRtResult]:
+def _run_node(jobs: Sequence[LiteRtJob], timeout_s: float) -> List[LiteRtResult]:
     modules = node_modules()
     try:
         node = runtime.node_binary()
@@ -282,7 +282,7 @@ def _run_node(jobs: Sequence[LiteRtJob], threads: bool, timeout_s: float) -> Lis
                           "repeats": job.repeats, "inputs": _input_specs(job, store),
                           "outputs": str(job_dir / "out")})
         job_file = work / "jobs.json"
-        job_file.write_text(json.dumps({"threads": threads, "jobs": specs}))
+        job_file.write_text(json.dumps({"jobs": specs}))
         command = [node, str(NODE_RUNNER), str(modules), str(job_file)]
         try:
             proc = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s,
@@ -476,8 +476,7 @@ class Page:
             httpd.server_close()
 
 
-def _run_chromium(jobs: Sequence[LiteRtJob], threads: bool,
-                  timeout_s: float) -> List[LiteRtResult]:
+def _run_chromium(jobs: Sequence[LiteRtJob], timeout_s: float) -> List[LiteRtResult]:
     files = litert_files()
     files["run_litert_browser.mjs"] = BROWSER_RUNNER
     files["litert_jobs.mjs"] = JOBS_MODULE
@@ -495,7 +494,7 @@ def _run_chromium(jobs: Sequence[LiteRtJob], threads: bool,
                       "accelerator": job.accelerator, "warmup": job.warmup,
                       "repeats": job.repeats, "inputs": _input_specs(job, store),
                       "result": prefix})
-    blobs["jobs.json"] = json.dumps({"threads": threads, "jobs": specs}).encode()
+    blobs["jobs.json"] = json.dumps({"jobs": specs}).encode()
     page = Page(files, blobs)
     page.run(timeout_s)
     results = []
@@ -515,15 +514,17 @@ def _run_chromium(jobs: Sequence[LiteRtJob], threads: bool,
     return results
 
 
-def run_jobs(jobs: Sequence[LiteRtJob], where: str = "node", threads: bool = False,
+def run_jobs(jobs: Sequence[LiteRtJob], where: str = "node",
              timeout_s: float = 900.0) -> List[LiteRtResult]:
     """Runs jobs in one Node process or one Chromium page; a failed job does not raise.
+
+    LiteRT.js runs single-threaded here: its threaded build needs a cross-origin
+    isolated page, and in Node its workers load the emscripten script as an ES
+    module (the package is ``"type": "module"``), where ``require`` is undefined.
 
     Args:
       jobs: the jobs, in order.
       where: ``node`` or ``chromium``.
-      threads: LiteRT.js's multi-threaded wasm (Node only; a page would need
-        cross-origin isolation).
       timeout_s: limit for the batch.
 
     Returns:
@@ -537,22 +538,19 @@ def run_jobs(jobs: Sequence[LiteRtJob], where: str = "node", threads: bool = Fal
     if not jobs:
         return []
     if where == "node":
-        return _run_node(jobs, threads, timeout_s)
-    if threads:
-        raise LiteRtHarnessError("threads=True needs a cross-origin isolated page; the "
-                                 "Chromium runner's page is not")
-    return _run_chromium(jobs, threads, timeout_s)
+        return _run_node(jobs, timeout_s)
+    return _run_chromium(jobs, timeout_s)
 
 
-def run_tflite(model: Union[str, os.PathLike], inputs: Inputs, where: str = "node",
-               threads: bool = False) -> List[np.ndarray]:
+def run_tflite(model: Union[str, os.PathLike], inputs: Inputs,
+               where: str = "node") -> List[np.ndarray]:
     """Runs one ``.tflite`` once and returns its outputs (model output order).
 
     Raises:
       LiteRtJobError: LiteRT.js refused the model or the inputs (one line).
       LiteRtHarnessError: the runner failed.
     """
-    (result,) = run_jobs([LiteRtJob(model, inputs)], where=where, threads=threads)
+    (result,) = run_jobs([LiteRtJob(model, inputs)], where=where)
     return result.check().outputs
 
 

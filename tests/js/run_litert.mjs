@@ -3,7 +3,7 @@
  *
  * Usage: node run_litert.mjs NODE_MODULES JOB_FILE
  *
- * JOB_FILE is JSON: {"threads": false, "jobs": [job, ...]}, each job as litert_jobs.mjs
+ * JOB_FILE is JSON: {"jobs": [job, ...]}, each job as litert_jobs.mjs
  * describes it plus "model": "/abs/model.tflite", "inputs"[i].file: "/abs/input.bin" and
  * "outputs": "/abs/dir", which receives result.json and output_<i>.bin.
  *
@@ -50,9 +50,9 @@ async function main() {
   let liteRtWasm;
   try {
     lrt = await import(pathToFileURL(path.join(core, 'dist', 'index.js')).href);
-    await lrt.loadLiteRt(path.join(core, 'wasm') + path.sep, {threads: !!spec.threads});
+    await lrt.loadLiteRt(path.join(core, 'wasm') + path.sep);
     liteRtWasm = {relaxedSimd: await lrt.supportsFeature('relaxedSimd'),
-                  threads: !!spec.threads};
+                  threads: false};
   } catch (error) {
     console.error(`run_litert.mjs: LiteRT.js did not load from ${core}: ${
         (error && error.stack) || error}`);

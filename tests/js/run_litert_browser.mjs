@@ -4,7 +4,7 @@
  *
  * The page (served on 127.0.0.1 under a random token, with an import map for
  * @litertjs/core and @litertjs/wasm-utils) imports this module, which fetches jobs.json:
- *   {"threads": false, "jobs": [job, ...]}, each job as litert_jobs.mjs describes it plus
+ *   {"jobs": [job, ...]}, each job as litert_jobs.mjs describes it plus
  *   "model": URL of the .tflite, "inputs"[i].url and "result": "job/<i>/".
  * Per job it POSTs each output's bytes to <result>output/<i> and the result object to
  * <result>result; then {"ok": true} (or the harness error) to done.
@@ -27,9 +27,9 @@ async function fetchBytes(url) {
 
 async function main() {
   const spec = await (await fetch('jobs.json')).json();
-  await lrt.loadLiteRt(new URL('litert/wasm/', location.href).href, {threads: !!spec.threads});
+  await lrt.loadLiteRt(new URL('litert/wasm/', location.href).href);
   const liteRtWasm = {relaxedSimd: await lrt.supportsFeature('relaxedSimd'),
-                      threads: !!spec.threads};
+                      threads: false};
   const io = {
     readModel: (job) => fetchBytes(job.model),
     readInput: (job, i) => fetchBytes(job.inputs[i].url),
