@@ -90,11 +90,7 @@ def _check_keras_v3(path: str) -> None:
     the .keras reader reads them (size-limited, CRC-checked)."""
     from converter.readers import keras_v3
     from converter.readers.keras_h5 import open_h5
-    try:
-        archive = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError) as e:
-        raise InvalidModelError("%s: not a readable zip archive (%s)" % (path, e)) from None
-    with archive:
+    with keras_v3.open_zip(path) as archive:
         names = set(archive.namelist())
         if keras_v3.CONFIG_JSON not in names:
             raise InvalidModelError("%s: the archive has no %s" % (path, keras_v3.CONFIG_JSON))

@@ -291,8 +291,10 @@ def dtype_name(value: Any) -> Optional[str]:
     """
     if isinstance(value, str):
         return value
-    if isinstance(value, dict) and value.get("class_name") in _DTYPE_POLICY_CLASSES:
-        name = (value.get("config") or {}).get("name")
+    if isinstance(value, dict) and isinstance(value.get("class_name"), str) \
+            and value["class_name"] in _DTYPE_POLICY_CLASSES:
+        config = value.get("config")
+        name = config.get("name") if isinstance(config, dict) else None
         return name if isinstance(name, str) else None
     return None
 

@@ -22,9 +22,10 @@ against that plan (they differ between Keras versions: Keras 3 prefixes a
 Sequential model's name, Keras 2 appends ``:0``).
 """
 
+import contextlib
 import os
 import re
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import h5py
 import numpy as np
@@ -32,7 +33,7 @@ import numpy as np
 from converter import jsonio
 from converter.errors import InvalidModelError, UnsupportedLayerError
 from converter.model import LayersModel, Tensor
-from converter.readers import keras_config
+from converter.readers import hdf5_heaps, keras_config
 from converter.readers.keras_config import TranslatedModel, WeightSlot
 from converter.weights import format as wf
 from converter.weights import stored
@@ -62,7 +63,7 @@ def read_keras_h5(path: str) -> LayersModel:
       InvalidWeightsError: a weight value has no TF.js dtype.
     """
     check_file(path, "Keras .h5 file")
-    with open_h5(path, path) as f:
+    with open_h5(path, path) as f, h5_errors(path):
         if "model_config" in f.attrs:
             return _read_full_model(f, path)
         if "layer_names" in f.attrs or "layer_names0" in f.attrs:
@@ -101,6 +102,15 @@ def open_h5(source, where: str) -> h5py.File:
                                 "incomplete" % (where, h5_reason(e))) from None
     try:
         check_storage(f, where)
+        if isinstance(source, str):
+            with open(source, "rb") as stream:
+                hdf5_heaps.check_global_heaps(stream, where)
+        else:
+            position = source.tell()
+            try:
+                hdf5_heaps.check_global_heaps(source, where)
+            finally:
+                source.seek(position)
     except BaseException:
         f.close()
         raise
@@ -128,7 +138,7 @@ def check_storage(f: h5py.File, where: str) -> None:
         f.visititems_links(visit)
         if not found:
             f.visititems(lambda name, obj: _stored_inside(name, obj, found))
-    except (OSError, RuntimeError, ValueError, KeyError, UnicodeDecodeError) as e:
+    except (OSError, RuntimeError, SystemError, ValueError, KeyError, UnicodeDecodeError) as e:
         raise InvalidModelError("%s: cannot read the HDF5 structure (%s); the file is corrupt"
                                 % (where, h5_reason(e) if isinstance(e, OSError) else e)) from None
     if found:
@@ -149,7 +159,32 @@ def _stored_inside(name: str, obj, found: list):
     return None
 
 
-def h5_reason(error: OSError) -> str:
+@contextlib.contextmanager
+def h5_errors(where: str) -> Iterator[None]:
+    """Errors libhdf5 raises reading a corrupt file's objects become InvalidModelError.
+
+    h5py raises OSError, RuntimeError (and, from its lock on a failing call,
+    SystemError) for damage found only when an attribute or dataset is read.
+    """
+    try:
+        yield
+    except (OSError, RuntimeError, SystemError, ValueError, TypeError) as e:
+        # h5py's ValueError/TypeError (a stored type numpy has no dtype for) mean damage;
+        # raised by our code or numpy they are bugs and pass through.
+        if isinstance(e, (ValueError, TypeError)) and not _raised_in_h5py(e):
+            raise
+        raise InvalidModelError("%s: cannot read HDF5 file (%s); the file is corrupt"
+                                % (where, h5_reason(e))) from None
+
+
+def _raised_in_h5py(error: BaseException) -> bool:
+    tb = error.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb is not None and "h5py" in tb.tb_frame.f_code.co_filename
+
+
+def h5_reason(error: BaseException) -> str:
     """The one-line reason inside an h5py error message."""
     text = str(error).splitlines()[0] if str(error) else type(error).__name__
     match = _H5_REASON.search(text)

@@ -29,8 +29,8 @@ from converter import jsonio
 from converter.errors import InvalidModelError
 from converter.model import LayersModel, Tensor
 from converter.readers import keras_config
-from converter.readers.keras_h5 import (check_all_read, check_file, layers_model, open_h5,
-                                         read_tensor)
+from converter.readers.keras_h5 import (check_all_read, check_file, h5_errors, layers_model,
+                                         open_h5, read_tensor)
 
 CONFIG_JSON = "config.json"
 METADATA_JSON = "metadata.json"
@@ -57,13 +57,7 @@ def read_keras_v3(path: str) -> LayersModel:
       InvalidWeightsError: a weight value has no TF.js dtype.
     """
     check_file(path, "Keras .keras archive")
-    try:
-        archive = zipfile.ZipFile(path)
-    except zipfile.BadZipFile:
-        raise InvalidModelError(
-            "%s: not a zip archive (a .keras file is a zip of %s, %s and %s)"
-            % (path, CONFIG_JSON, METADATA_JSON, WEIGHTS_H5)) from None
-    with archive:
+    with open_zip(path) as archive:
         members = set(archive.namelist())
         for member in (CONFIG_JSON, WEIGHTS_H5):
             if member not in members:
@@ -80,7 +74,7 @@ def read_keras_v3(path: str) -> LayersModel:
         try:
             backing = ((path, source.offset) if isinstance(source, _StoredMember)
                        else None)
-            with open_h5(source, where) as weights:
+            with open_h5(source, where) as weights, h5_errors(where):
                 tensors = _read_weights(weights, translated, where, backing)
         finally:
             source.close()
@@ -97,6 +91,28 @@ MAX_WEIGHTS_EXPANSION = 100
 _CHUNK = 1 << 20
 
 
+# What zipfile raises on a damaged archive besides BadZipFile: a central directory
+# naming an unknown zip version or compression (NotImplementedError), a name
+# flagged UTF-8 that is not (UnicodeDecodeError), offsets past the end (ValueError,
+# EOFError, OSError), a corrupt deflate stream (zlib.error), a member flagged
+# encrypted (RuntimeError: password required).
+ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError,
+              UnicodeDecodeError, ValueError, RuntimeError)
+
+
+def open_zip(path: str) -> zipfile.ZipFile:
+    """Opens a ``.keras`` archive; InvalidModelError (one line) if it is no readable zip."""
+    try:
+        return zipfile.ZipFile(path)
+    except zipfile.BadZipFile:
+        raise InvalidModelError(
+            "%s: not a zip archive (a .keras file is a zip of %s, %s and %s)"
+            % (path, CONFIG_JSON, METADATA_JSON, WEIGHTS_H5)) from None
+    except ZIP_ERRORS as e:
+        raise InvalidModelError("%s: cannot read the zip archive (%s: %s); the file is corrupt"
+                                % (path, type(e).__name__, e)) from None
+
+
 def _read_member(archive: zipfile.ZipFile, member: str, path: str, limit: int) -> bytes:
     """The bytes of ``member``, CRC-checked, refusing more than ``limit`` bytes."""
     info = archive.getinfo(member)
@@ -106,7 +122,7 @@ def _read_member(archive: zipfile.ZipFile, member: str, path: str, limit: int) -
     try:
         with archive.open(member) as f:
             data = f.read(limit + 1)  # zipfile checks the CRC once the member is read
-    except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as e:
+    except ZIP_ERRORS as e:
         raise InvalidModelError("%s: member %s is corrupt (%s)" % (path, member, e)) from None
     if len(data) > limit:
         raise InvalidModelError("%s: member %s holds over %d bytes, more than its header says"
