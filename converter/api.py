@@ -135,7 +135,8 @@ _SCOPED_OPTIONS: List[Tuple[str, Callable[[str, str], bool], str]] = [
     ("content_hash_shards", lambda i, o: o in rq.TFJS_OUTPUTS, "a TF.js output format"),
     ("split_weights_by_layer", lambda i, o: o == rq.TFJS_LAYERS_MODEL, "--output_format tfjs_layers_model"),
     ("metadata", lambda i, o: o in rq.TFJS_OUTPUTS, "a TF.js output format"),
-    ("quantize_float16", lambda i, o: o in rq.TFJS_OUTPUTS, "a TF.js output format"),
+    ("quantize_float16", lambda i, o: o in rq.TFJS_OUTPUTS or o == rq.TFLITE,
+     "a TF.js output format or --output_format tflite"),
     ("quantize_uint8", lambda i, o: o in rq.TFJS_OUTPUTS, "a TF.js output format"),
     ("quantize_uint16", lambda i, o: o in rq.TFJS_OUTPUTS, "a TF.js output format"),
     ("signature_name", lambda i, o: i in (rq.TF_SAVED_MODEL, rq.TF_HUB),
@@ -348,8 +349,13 @@ def _write_from_graph_model(request: rq.ConversionRequest, out_fmt: str) -> int:
         from converter.writers.tflite import write_tflite as write
     else:
         from converter.writers.onnx import write_onnx as write
+    from converter.writers import isolated
     with tempfile.TemporaryDirectory(prefix="tfjs_graph_saved_model_") as saved_model:
-        num_weights = _graph_input_saved_model(request, saved_model)
+        # Built in a fresh process: TensorFlow's process-wide name counters
+        # reach the SavedModel (hash-table initializers) and from there the
+        # file's bytes (converter/writers/isolated.py).
+        num_weights = isolated.call("converter.api", "_graph_input_saved_model", request,
+                                    saved_model)
         write(saved_model, request.output_path, request)
     return num_weights
 
@@ -376,6 +382,22 @@ def _convert_layers_to_saved_model(request: rq.ConversionRequest, in_fmt: str,
     return ConversionResult(in_fmt, out_fmt, request.output_path, len(model.tensors()), 1)
 
 
+def _convert_to_file_format(request: rq.ConversionRequest, in_fmt: str,
+                            out_fmt: str) -> ConversionResult:
+    """A Keras file or SavedModel to a tflite / onnx file (Keras through a temp SavedModel)."""
+    from converter.writers.tflite import source_saved_model
+    if out_fmt == rq.TFLITE:
+        from converter.writers.tflite import write_tflite as write
+    else:
+        from converter.writers.onnx import write_onnx as write
+    with source_saved_model(request, in_fmt) as saved_model:
+        write(saved_model, request.output_path, request)
+    return ConversionResult(in_fmt, out_fmt, request.output_path, 0, 1)
+
+
+# Sources that reach the tflite / onnx writers as a SavedModel of their own.
+_FILE_FORMAT_SOURCES = (rq.KERAS, rq.KERAS_KERAS, rq.TF_SAVED_MODEL, rq.KERAS_SAVED_MODEL)
+
 # Conversions outside the layers and graph tables: (input, output) -> function.
 _OTHER_PAIRS: Dict[Tuple[str, str], Callable[[rq.ConversionRequest, str, str],
                                               ConversionResult]] = {
@@ -385,6 +407,8 @@ _OTHER_PAIRS: Dict[Tuple[str, str], Callable[[rq.ConversionRequest, str, str],
     (rq.TFJS_GRAPH_MODEL, rq.ONNX): _convert_graph_back,
     (rq.TFJS_LAYERS_MODEL, rq.KERAS_SAVED_MODEL): _convert_layers_to_saved_model,
 }
+_OTHER_PAIRS.update({(i, o): _convert_to_file_format for i in _FILE_FORMAT_SOURCES
+                     for o in (rq.TFLITE, rq.ONNX)})
 
 
 def run(request: rq.ConversionRequest) -> ConversionResult:

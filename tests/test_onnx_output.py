@@ -1,0 +1,254 @@
+"""``onnx`` outputs: TF.js graph models (and Keras files / SavedModels) to ``.onnx`` via tf2onnx.
+
+Parity against TF.js (tests/file_formats.py): the ``.onnx`` runs in ONNX
+Runtime (CPU) and must match the original graph model's TF.js 4.22 (cpu)
+outputs within 1e-4 abs + 1e-4 rel. Also: the opset (default, chosen, out of
+range), external data over the size threshold (lowered so a small model
+crosses it), refusals as one line with exit 1 and the previous output intact,
+and byte-reproducibility across runs, processes and paths.
+"""
+
+import hashlib
+import pathlib
+import shutil
+import subprocess
+import sys
+from typing import Dict
+
+import numpy as np
+import pytest
+
+import file_formats as ff
+import test_graph_input_published as tp
+import tfjs_node
+import zoo
+from converter import api, cli
+from converter.errors import UnsupportedOpError
+from converter.writers import onnx as wo
+from converter.writers import tflite as wt
+from test_graph_input_published import published_models  # noqa: F401  (fixture)
+
+PUBLISHED = [("antispoof", False), ("blazeface", False), ("emotion", True),
+             ("movenet-lightning", True), ("faceres", True), ("iris", True),
+             ("facemesh", True), ("handlandmark-lite", True), ("liveness", True)]
+ALWAYS = ("multi_io", "cnn_bn", "dict_outputs", "embedding_lstm-lowered", "while_cond-cfv2")
+
+
+def _selected_cases(session):
+    out = {}
+    for item in session.items:
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and item.module.__name__ == __name__:
+            case = callspec.params.get("case")
+            if isinstance(case, ff.Case):
+                out[case.id] = case
+    return list(out.values())
+
+
+@pytest.fixture(scope="module")
+def refs(request, tmp_path_factory) -> Dict[str, ff.Reference]:
+    wanted = _selected_cases(request.session)
+    for extra in ALWAYS:
+        if ff.CASES[extra] not in wanted:
+            wanted.append(ff.CASES[extra])
+    return ff.references(wanted, tmp_path_factory.mktemp("onnx_refs"))
+
+
+@pytest.fixture
+def small(refs) -> ff.Reference:
+    return refs["multi_io"]
+
+
+def _sha(path: pathlib.Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _cli(capsys, *args):
+    capsys.readouterr()
+    code = cli.main([str(a) for a in args])
+    return code, capsys.readouterr().err
+
+
+def _opsets(path: pathlib.Path) -> Dict[str, int]:
+    import onnx
+    return {o.domain: o.version for o in onnx.load(str(path), load_external_data=False)
+            .opset_import}
+
+
+# -- parity with TF.js --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("case", [pytest.param(c, id=c.id, marks=[pytest.mark.slow] if c.slow
+                                               else []) for c in ff.CASES.values()])
+def test_graph_model_onnx_matches_tfjs(case, refs, tmp_path):
+    ref = refs[case.id]
+    out = tmp_path / "model.onnx"
+    if case.onnx_refused is not None:
+        with pytest.raises(UnsupportedOpError) as e:
+            api.convert(str(ref.graph), str(out), output_format="onnx")
+        assert str(e.value) == "%s: %s" % (ref.graph, case.onnx_refused)
+        assert not out.exists()
+        print("%s: refused (known): %s" % (case.id, e.value))
+        return
+    api.convert(str(ref.graph), str(out), output_format="onnx")
+    assert _opsets(out)[""] == wo.DEFAULT_OPSET
+    got = ff.run_onnx(out, ff.saved_model_inputs(ref.inputs))
+    error = ff.compare("%s: .onnx (ONNX Runtime) vs TF.js original" % case.id, got, ref.expected)
+    print("%s: onnx max abs error %.3g (%d bytes)" % (case.id, error, out.stat().st_size))
+
+
+@pytest.fixture(scope="module")
+def published_refs(request, published_models, tmp_path_factory):  # noqa: F811
+    names = set()
+    for item in request.session.items:
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and item.module.__name__ == __name__:
+            if "published" in callspec.params:
+                names.add(callspec.params["published"])
+    tmp = tmp_path_factory.mktemp("onnx_published")
+    runs = {}
+    for name in sorted(names):
+        model_dir = tp._model_dir(published_models, name, tmp)
+        runs[name] = (model_dir, tp._inputs(model_dir), tp._output_keys(model_dir))
+    results = tfjs_node.run_jobs([
+        tfjs_node.Job(d, tp._tfjs_inputs(i), backend="cpu", kind="graph", method="executeAsync",
+                      output_names=k, job_id=n) for n, (d, i, k) in runs.items()])
+    return {n: (d, i, dict(zip(r.check().output_names, r.outputs)))
+            for (n, (d, i, _)), r in zip(runs.items(), results)}
+
+
+@pytest.mark.parametrize("published", [pytest.param(n, id=n, marks=[pytest.mark.slow] if slow
+                                                    else []) for n, slow in PUBLISHED])
+def test_published_graph_model_onnx_matches_tfjs(published, published_refs, tmp_path):
+    model_dir, inputs, expected = published_refs[published]
+    out = tmp_path / "model.onnx"
+    api.convert(str(model_dir), str(out), output_format="onnx")
+    got = ff.run_onnx(out, ff.saved_model_inputs(inputs))
+    got = {k: got[k] if k in got else got[ff.signature_key(k)] for k in expected}
+    error = ff.compare("%s: .onnx (ONNX Runtime) vs published model (TF.js)" % published, got,
+                       expected)
+    print("%s: onnx max abs error %.3g (%d bytes)" % (published, error, out.stat().st_size))
+
+
+def test_keras_file_to_onnx_matches_keras(tmp_path):
+    model = zoo.build_model("cnn_bn", 3)
+    exported = zoo.export_models(model, "cnn_bn", 3, tmp_path / "src")["keras3_keras"]
+    out = tmp_path / "model.onnx"
+    result = api.convert(str(exported.path), str(out), output_format="onnx")
+    assert (result.input_format, result.output_format) == ("keras_keras", "onnx")
+    in_keys, out_keys = wt.keras_signature_keys(model)
+    got = ff.run_onnx(out, dict(zip(in_keys, exported.inputs)))
+    error = ff.compare("cnn_bn .keras -> .onnx vs Keras", got,
+                       dict(zip(out_keys, exported.expected)))
+    print("cnn_bn .keras -> onnx: max abs error vs Keras %.3g" % error)
+
+
+# -- opset -------------------------------------------------------------------------------------
+
+
+def test_chosen_opset(small, tmp_path):
+    out = tmp_path / "model.onnx"
+    api.convert(str(small.graph), str(out), output_format="onnx", onnx_opset=13)
+    assert _opsets(out)[""] == 13
+    got = ff.run_onnx(out, ff.saved_model_inputs(small.inputs))
+    error = ff.compare("multi_io opset 13: .onnx vs TF.js", got, small.expected)
+    print("multi_io opset 13: max abs error %.3g" % error)
+
+
+@pytest.mark.parametrize("opset", [8, 19])
+def test_opset_out_of_range_is_a_usage_error(small, tmp_path, capsys, opset):
+    code, err = _cli(capsys, "--output_format=onnx", "--onnx_opset=%d" % opset, small.graph,
+                     tmp_path / "m.onnx")
+    assert code == 2
+    assert err == ("tfjs_converter: error: --onnx_opset %d is outside what tf2onnx 1.17 writes "
+                   "(9..18; default 17)\n" % opset)
+    assert not (tmp_path / "m.onnx").exists()
+
+
+# -- external data -------------------------------------------------------------------------------
+
+
+def test_external_data_over_the_threshold(refs, tmp_path, monkeypatch):
+    """Over the threshold (lowered to 0 here) the weights go to <output>.data, one file.
+
+    tf2onnx keeps tensors under 1 KiB inline; cnn_bn's second conv kernel
+    (3x3x8x16 float32) and dense kernel are over it.
+    """
+    small = refs["cnn_bn"]
+    monkeypatch.setattr(wo, "EXTERNAL_DATA_THRESHOLD", 0)
+    import onnx
+    first, second = tmp_path / "a" / "model.onnx", tmp_path / "b" / "model.onnx"
+    api.convert(str(small.graph), str(first), output_format="onnx")
+    api.convert(str(small.graph), str(second), output_format="onnx")
+    assert sorted(p.name for p in first.parent.iterdir()) == ["model.onnx", "model.onnx.data"]
+    model = onnx.load(str(first), load_external_data=False)
+    external = [t for t in model.graph.initializer
+                if t.data_location == onnx.TensorProto.EXTERNAL]
+    locations = {e.value for t in external for e in t.external_data if e.key == "location"}
+    assert len(external) >= 1 and locations == {"model.onnx.data"}, (len(external), locations)
+    size = first.with_name("model.onnx.data").stat().st_size
+    assert size >= 3 * 3 * 8 * 16 * 4, size
+    assert _sha(first) == _sha(second)
+    assert _sha(first.with_name("model.onnx.data")) == _sha(second.with_name("model.onnx.data"))
+    got = ff.run_onnx(first, ff.saved_model_inputs(small.inputs))
+    error = ff.compare("cnn_bn external data: .onnx vs TF.js", got, small.expected)
+    print("cnn_bn external data: %d external tensors, max abs error %.3g"
+          % (len(external), error))
+    # A later conversion under the threshold leaves no stale data file behind.
+    monkeypatch.setattr(wo, "EXTERNAL_DATA_THRESHOLD", 2 ** 40)
+    api.convert(str(small.graph), str(first), output_format="onnx")
+    assert sorted(p.name for p in first.parent.iterdir()) == ["model.onnx"]
+
+
+# -- refusals -------------------------------------------------------------------------------------
+
+
+def test_unconvertible_op_is_refused_with_previous_output_intact(refs, tmp_path, capsys):
+    ref = refs["embedding_lstm-lowered"]
+    out = tmp_path / "model.onnx"
+    out.write_bytes(b"previous output")
+    code, err = _cli(capsys, "--output_format=onnx", ref.graph, out)
+    assert code == 1
+    assert err == "tfjs_converter: error: %s: %s\n" % (ref.graph, ff._LOWERED_LOOP_ONNX)
+    assert out.read_bytes() == b"previous output"
+
+
+# -- byte reproducibility -----------------------------------------------------------------------
+
+_CONVERT_CHILD = ("import sys; from converter import api; "
+                  "api.convert(sys.argv[1], sys.argv[2], output_format='onnx')")
+
+
+@pytest.mark.parametrize("case_id", ["multi_io", "while_cond-cfv2"])
+def test_onnx_is_byte_reproducible(refs, tmp_path, case_id):
+    """Two runs in one process (tf2onnx's name counter moves on), a fresh process, another path."""
+    ref = refs[case_id]
+    other = tmp_path / "elsewhere" / "checkout" / "graph"
+    shutil.copytree(ref.graph, other)
+    paths = [tmp_path / "a.onnx", tmp_path / "b.onnx", tmp_path / "c.onnx",
+             tmp_path / "elsewhere" / "d.onnx"]
+    api.convert(str(ref.graph), str(paths[0]), output_format="onnx")
+    api.convert(str(ref.graph), str(paths[1]), output_format="onnx")
+    root = pathlib.Path(__file__).resolve().parent.parent
+    for source, out in ((ref.graph, paths[2]), (other, paths[3])):
+        subprocess.run([sys.executable, "-c", _CONVERT_CHILD, str(source), str(out)],
+                       check=True, cwd=str(root), capture_output=True)
+    digests = [_sha(p) for p in paths]
+    assert len(set(digests)) == 1, digests
+    print("onnx %s: 4 conversions, one sha256 %s" % (case_id, digests[0][:16]))
+
+
+def test_names_keep_signature_keys_and_carry_no_counters(refs, tmp_path):
+    """Inputs/outputs are the signature's keys; no tf2onnx counter beyond the model's own."""
+    import onnx
+    ref = refs["dict_outputs"]
+    out = tmp_path / "model.onnx"
+    api.convert(str(ref.graph), str(out), output_format="onnx")
+    model = onnx.load(str(out))
+    assert [i.name for i in model.graph.input] == ["features"]
+    assert sorted(o.name for o in model.graph.output) == ["alpha", "mid", "zeta"]
+    assert (model.graph.name, model.doc_string, model.graph.doc_string) == ("tfjs_rules", "", "")
+    dims = [d.dim_param for v in model.graph.input for d in v.type.tensor_type.shape.dim
+            if d.dim_param]
+    assert dims == ["unk__0"], dims
+    assert np.all([not n.doc_string for n in model.graph.node])
