@@ -40,6 +40,8 @@ _RULES = [
     ("`<name>.summary`", "private/macros.bzl", "tfjs_model_summary"),
     ("`tfjs_model_test`", "private/tfjs_model_test.bzl", "tfjs_model_test"),
     ("`tfjs_py_run`", "private/py_run.bzl", "tfjs_py_run"),
+    ("`tflite_model`", "private/tflite_model.bzl", "tflite_model"),
+    ("`onnx_model`", "private/tflite_model.bzl", "onnx_model"),
     ("`tfjs_converter_env`", "private/env.bzl", "tfjs_converter_env"),
     ("`tfjs_converter_binary`", "private/converter_binary.bzl", "tfjs_converter_binary"),
     ("`tfjs_converter_toolchain`", "private/toolchain.bzl", "tfjs_converter_toolchain"),
@@ -218,8 +220,9 @@ def test_every_exported_symbol_has_a_section(rel):
 
 def test_defs_exports_the_public_api():
     # The names docs/rules.md and users' BUILD files load; renaming one breaks them.
-    assert sorted(exported_symbols("defs.bzl")) == ["TfjsModelInfo", "tfjs_model",
-                                                 "tfjs_model_test", "tfjs_py_run"]
+    assert sorted(exported_symbols("defs.bzl")) == [
+        "TfjsModelFileInfo", "TfjsModelInfo", "onnx_model", "tfjs_model", "tfjs_model_test",
+        "tfjs_py_run", "tflite_model"]
 
 
 @pytest.mark.parametrize("heading,rel,rule", _RULES, ids=[r[2] for r in _RULES])
@@ -267,6 +270,14 @@ def test_provider_fields_are_documented():
     assert sorted(rows) == sorted(fields), "doc fields %s, want %s" % (sorted(rows), sorted(fields))
     for name in fields:
         assert all(rows[name]), "TfjsModelInfo.%s has an empty type or description" % name
+
+
+def test_file_provider_fields_are_documented():
+    fields = provider_fields("providers.bzl", "TfjsModelFileInfo")
+    rows = table_rows(section("`TfjsModelFileInfo`"), "field")
+    assert fields and sorted(rows) == sorted(fields), (sorted(rows), sorted(fields))
+    for name, text in fields.items():
+        assert all(rows[name]) and text, "TfjsModelFileInfo.%s lacks a type or doc" % name
 
 
 def test_every_rule_attr_and_provider_field_has_doc_in_starlark():

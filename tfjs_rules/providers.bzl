@@ -21,3 +21,15 @@ TfjsModelInfo = provider(
                        "src, or src's one file or directory.",
     },
 )
+
+TfjsModelFileInfo = provider(
+    doc = "A model converted to one file by tflite_model or onnx_model.",
+    fields = {
+        "file": "File: the output, `<name>.tflite` or `<name>.onnx`.",
+        "format": "string: the output format, 'tflite' or 'onnx'.",
+        "source": "Label: the src the model was converted from.",
+        "source_file": "File: what identifies the source model in src (as TfjsModelInfo's " +
+                       "source_file: the .h5/.keras file, a model.json, a saved_model.pb, the " +
+                       "model_dir of a tfjs_model src, or src's one file or directory).",
+    },
+)
