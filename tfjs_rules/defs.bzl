@@ -5,6 +5,7 @@ load(
     _TfjsModelFileInfo = "TfjsModelFileInfo",
     _TfjsModelInfo = "TfjsModelInfo",
 )
+load("//tfjs_rules/private:converter_binary.bzl", _tfjs_converter_binary = "tfjs_converter_binary")
 load("//tfjs_rules/private:macros.bzl", _tfjs_model = "tfjs_model")
 load("//tfjs_rules/private:py_run.bzl", _tfjs_py_run = "tfjs_py_run")
 load("//tfjs_rules/private:tfjs_model_test.bzl", _tfjs_model_test = "tfjs_model_test")
@@ -17,6 +18,7 @@ load(
 TfjsModelFileInfo = _TfjsModelFileInfo
 TfjsModelInfo = _TfjsModelInfo
 onnx_model = _onnx_model
+tfjs_converter_binary = _tfjs_converter_binary
 tfjs_model = _tfjs_model
 tfjs_model_test = _tfjs_model_test
 tfjs_py_run = _tfjs_py_run

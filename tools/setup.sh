@@ -53,3 +53,11 @@ done
 # LiteRT.js (@litertjs/core) for the .tflite tests and bench/bench_litert.py, into
 # .venv/litertjs_js (npm ci against tests/js/package-lock.json; no-op when there).
 PYTHONPATH=. .venv/bin/python tests/litertjs_runner.py install
+# buildifier (@bazel/buildifier, pinned by tools/buildifier/package-lock.json) for
+# tools/lint_starlark.sh; npm ci only when the lock changed.
+bfy=tools/buildifier
+bfy_stamp=$(sha256sum "$bfy/package-lock.json" | cut -c1-16)
+if [ "$(cat "$bfy/node_modules/.lock-stamp" 2>/dev/null)" != "$bfy_stamp" ]; then
+  (cd "$bfy" && npm ci --silent --no-audit --no-fund)
+  echo "$bfy_stamp" > "$bfy/node_modules/.lock-stamp"
+fi

@@ -56,8 +56,16 @@ def _npm_package_files_impl(rctx):
     python = _tool(rctx, "python3", "it checks the tarball's integrity hash")
 
     rctx.file("pack/.keep", "")
-    _run(rctx, [npm, "pack", spec, "--pack-destination", "pack", "--prefer-offline",
-                "--ignore-scripts", "--silent"], "npm pack " + spec)
+    _run(rctx, [
+        npm,
+        "pack",
+        spec,
+        "--pack-destination",
+        "pack",
+        "--prefer-offline",
+        "--ignore-scripts",
+        "--silent",
+    ], "npm pack " + spec)
     tarballs = [f for f in rctx.path("pack").readdir() if f.basename.endswith(".tgz")]
     if len(tarballs) != 1:
         fail("npm_package_files: npm pack %s left %d tarballs, want 1: %s" % (

@@ -20,6 +20,8 @@ def model_check_test(name, model, checks = [], data = [], tags = None):
         testonly = True,
         tags = tags,
     )
+
+    # buildifier: disable=native-sh-test (native in the Bazel 4.2.3 tested here, which has no rules_shell offline; Bazel 9 users load it, docs/rules.md)
     native.sh_test(
         name = name,
         size = "small",

@@ -18,8 +18,10 @@ def _check_out_dirs(ctx):
             fail("tfjs_py_run: out_dirs got %r, want a relative path without '.', '..' or " % d +
                  "empty parts", attr = "out_dirs")
         if d in seen:
-            fail("tfjs_py_run: out_dirs got %r twice, want each directory once" % d,
-                 attr = "out_dirs")
+            fail(
+                "tfjs_py_run: out_dirs got %r twice, want each directory once" % d,
+                attr = "out_dirs",
+            )
         seen[d] = True
         short_path = (ctx.label.package + "/" + d) if ctx.label.package else d
         for f in out_files:
@@ -27,8 +29,10 @@ def _check_out_dirs(ctx):
                 fail("tfjs_py_run: out_dirs got %r, which holds outs file %r; want a " % (d, f) +
                      "directory no other output is in", attr = "out_dirs")
     if not ctx.outputs.outs and not ctx.attr.out_dirs:
-        fail("tfjs_py_run: outs and out_dirs are both empty, want at least one output",
-             attr = "outs")
+        fail(
+            "tfjs_py_run: outs and out_dirs are both empty, want at least one output",
+            attr = "outs",
+        )
 
 def _tfjs_py_run_impl(ctx):
     _check_out_dirs(ctx)

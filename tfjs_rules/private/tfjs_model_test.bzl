@@ -33,8 +33,10 @@ def _quote(s):
 
 def _check_attrs(ctx):
     if not ctx.attr.backends:
-        fail("tfjs_model_test: backends got [], want at least one of %s" % ", ".join(BACKENDS),
-             attr = "backends")
+        fail(
+            "tfjs_model_test: backends got [], want at least one of %s" % ", ".join(BACKENDS),
+            attr = "backends",
+        )
     seen = {}
     for backend in ctx.attr.backends:
         if backend not in BACKENDS:
@@ -43,12 +45,16 @@ def _check_attrs(ctx):
                 ", ".join(BACKENDS),
             ), attr = "backends")
         if backend in seen:
-            fail("tfjs_model_test: backends got %r twice, want each backend once" % backend,
-                 attr = "backends")
+            fail(
+                "tfjs_model_test: backends got %r twice, want each backend once" % backend,
+                attr = "backends",
+            )
         seen[backend] = True
     if ctx.attr.seed < 0:
-        fail("tfjs_model_test: seed got %r, want a non-negative integer" % ctx.attr.seed,
-             attr = "seed")
+        fail(
+            "tfjs_model_test: seed got %r, want a non-negative integer" % ctx.attr.seed,
+            attr = "seed",
+        )
 
 def _explicit_source(ctx):
     """(path, files) of the source model given as src."""
@@ -73,11 +79,13 @@ def _explicit_source(ctx):
         return path, files
     if len(files) == 1:
         return files[0].short_path, files
-    fail("tfjs_model_test: src %s got %d files but neither model.json nor saved_model.pb, " % (
-        src.label,
-        len(files),
-    ) + "want one model file, a TF.js model (model.json + shards) or a SavedModel directory",
-         attr = "src")
+    fail(
+        "tfjs_model_test: src %s got %d files but neither model.json nor saved_model.pb, " % (
+            src.label,
+            len(files),
+        ) + "want one model file, a TF.js model (model.json + shards) or a SavedModel directory",
+        attr = "src",
+    )
 
 def _default_source(ctx, info):
     """(path, files) of the model's own source, from its TfjsModelInfo.
@@ -97,7 +105,7 @@ def _default_source(ctx, info):
             info.source,
             f.basename,
         ) + "TfjsModelInfo does not list; want src = %r (the same source) on this test" %
-             str(info.source), attr = "src")
+            str(info.source), attr = "src")
     return f.short_path, [f]
 
 def _tfjs_model_test_impl(ctx):

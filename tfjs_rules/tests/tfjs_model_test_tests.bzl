@@ -24,8 +24,11 @@ def _script_action(env):
     """The FileWrite action of the test's script."""
     target = analysistest.target_under_test(env)
     executable = target[DefaultInfo].files_to_run.executable
-    actions = [a for a in analysistest.target_actions(env)
-               if executable in a.outputs.to_list()]
+    actions = [
+        a
+        for a in analysistest.target_actions(env)
+        if executable in a.outputs.to_list()
+    ]
     asserts.equals(env, 1, len(actions), "number of actions writing the executable")
     return actions[0] if actions else None
 
@@ -45,13 +48,19 @@ def _script_test_impl(ctx):
             want_argv,
             content,
         ))
-        asserts.true(env, "exec \"/" in content and "/python3\" -I -B " in content,
-                     "runs the toolchain's python3 by its absolute path, isolated:\n" + content)
+        asserts.true(
+            env,
+            "exec \"/" in content and "/python3\" -I -B " in content,
+            "runs the toolchain's python3 by its absolute path, isolated:\n" + content,
+        )
         for absent in ctx.attr.absent:
             asserts.false(env, absent in content, "%s is not passed:\n%s" % (absent, content))
         for name, value in TEST_ENV.items():
-            asserts.true(env, "export %s='%s'\n" % (name, value) in content,
-                         "exports %s=%r:\n%s" % (name, value, content))
+            asserts.true(
+                env,
+                "export %s='%s'\n" % (name, value) in content,
+                "exports %s=%r:\n%s" % (name, value, content),
+            )
     runfiles = [f.short_path for f in target[DefaultInfo].default_runfiles.files.to_list()]
     model = ctx.attr.model[TfjsModelInfo]
     for want in ctx.attr.want_runfiles + [
@@ -109,11 +118,20 @@ def _script_tests():
     )
 
     # A TF.js model.json with shards (a filegroup), given as src.
-    tfjs_model_test(name = "check_tfjs_src", model = ":tfjs_default", src = ":tfjs_files",
-                    tags = _MANUAL)
+    tfjs_model_test(
+        name = "check_tfjs_src",
+        model = ":tfjs_default",
+        src = ":tfjs_files",
+        tags = _MANUAL,
+    )
 
-    options = ["--inputs", "--input_format", "--signature_name", "--saved_model_tags",
-               "--output_node_names"]
+    options = [
+        "--inputs",
+        "--input_format",
+        "--signature_name",
+        "--saved_model_tags",
+        "--output_node_names",
+    ]
     return [
         _test(
             _script_test,
@@ -192,8 +210,10 @@ def _script_tests():
             target_under_test = ":check_tfjs_src",
             model = ":tfjs_default",
             want_argv = ["check", "{pkg}/fixtures/tfjs/model.json", "{pkg}/tfjs_default/model.json"],
-            want_runfiles = ["{pkg}/fixtures/tfjs/model.json",
-                             "{pkg}/fixtures/tfjs/group1-shard1of1.bin"],
+            want_runfiles = [
+                "{pkg}/fixtures/tfjs/model.json",
+                "{pkg}/fixtures/tfjs/group1-shard1of1.bin",
+            ],
         ),
     ]
 
