@@ -1,4 +1,6 @@
-"""Shared pytest fixtures: the session's zoo cache, bad-input fixtures and the ``slow`` marker.
+"""Shared pytest fixtures: the session's zoo cache and bad-input fixtures.
+
+Markers (``slow``, ``fuzz``) are declared once, in pytest.ini.
 
 Zoo models are built once per session, lazily, under a session temp dir. Keras 3
 (``keras``) and Keras 2 (``tf_keras``) models are built in this process: both
@@ -19,11 +21,6 @@ if _TESTS_DIR not in sys.path:
 
 import test_cli  # noqa: E402  (needs the path above)
 import zoo  # noqa: E402
-
-
-def pytest_configure(config):
-    config.addinivalue_line(
-        "markers", "slow: minutes-long tier (MobileNetV2/ResNet50 scale); run in CI too")
 
 
 class ZooCache:

@@ -294,8 +294,15 @@ def test_every_rule_attr_and_provider_field_has_doc_in_starlark():
 
 
 def test_lock_refresh_command_is_documented():
-    assert ("pip-compile --generate-hashes --allow-unsafe --strip-extras "
-            "-o requirements_lock.txt requirements.in") in doc_text()
+    command = ("pip-compile --generate-hashes --allow-unsafe --strip-extras --no-emit-index-url "
+               "--no-emit-find-links -o requirements_lock.txt requirements.in")
+    assert command in doc_text()
+    # The same flags as the command the lock's own header records.
+    header = (ROOT / "requirements_lock.txt").read_text().split("\n\n")[0]
+    recorded = header.split("#    pip-compile ", 1)[1].split("\n")[0].split()
+    documented = command.replace("-o requirements_lock.txt",
+                                 "--output-file=requirements_lock.txt").split()[1:]
+    assert sorted(recorded) == sorted(documented), (recorded, documented)
 
 
 # ------------------------------------------------------------------ the parser itself

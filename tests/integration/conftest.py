@@ -21,11 +21,6 @@ if _HERE not in sys.path:
 import bazel_harness  # noqa: E402  (needs the path above)
 
 
-def pytest_configure(config):
-    config.addinivalue_line(
-        "markers", "bazel: drives Bazel as a subprocess in temp checkouts (tests/integration)")
-
-
 class Checkouts:
     """Copies of this working tree at distinct paths, each with its own Bazel.
 
