@@ -167,7 +167,8 @@ def runs(request, tmp_path_factory) -> Dict[str, Run]:
 
 
 def _compare(what: str, got: Dict[str, np.ndarray], want: Dict[str, np.ndarray]) -> float:
-    assert sorted(got) == sorted(want), "%s: outputs %s, want %s" % (what, sorted(got), sorted(want))
+    assert sorted(got) == sorted(want), "%s: outputs %s, want %s" % (
+        what, sorted(got), sorted(want))
     floats_got, floats_want = [], []
     for key in sorted(want):
         g, w = np.asarray(got[key]), np.asarray(want[key])

@@ -74,6 +74,10 @@ def check_semantics(model: GraphModel, options: GraphOptions) -> GraphModel:
     return model
 
 
+def restore_deferred(model: GraphModel, options: GraphOptions) -> GraphModel:
+    return weights.restore_deferred(model)
+
+
 def canonicalize(model: GraphModel, options: GraphOptions) -> GraphModel:
     # In place: a copy would duplicate the weights still inline in Const nodes.
     for _, graph_def in model.graphs():
@@ -110,6 +114,8 @@ STEPS: List[Tuple[Callable[[GraphModel, GraphOptions], GraphModel], str]] = [
     (check_ops_after, "passes may emit ops; what TF.js loads must be supported"),
     (check_semantics, "on the final graph, functions and initializer: nothing TF.js would "
                       "compute differently from TF is left (not skipped by skip_op_check)"),
+    (restore_deferred, "weights too large to freeze went through the passes as Placeholders "
+                       "no pass folds; on the final graph they are Consts again"),
     (canonicalize, "names of traced functions depend on the process; weights take them"),
     (name_weights, "after the graph is final: weight names are Const node names"),
     (plan_quantization, "needs the final weight names the patterns match"),

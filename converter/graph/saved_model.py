@@ -86,32 +86,125 @@ class _Frozen:
 # one message holding every weight (TensorFlow serializes it to optimize, import
 # or save it).
 PROTOBUF_LIMIT_BYTES = (1 << 31) - 1
+# When the weights would pass that limit, variables of at least this many bytes
+# are not frozen into Consts but deferred: they stay in the checkpoint until the
+# writer streams them (see ``weights.DEFERRED_KEY``); smaller ones are frozen as usual.
+DEFER_MIN_BYTES = 16 << 20
 
 
-def check_frozen_size(func, where: str) -> None:
-    """Refuses, before anything is frozen, a function whose frozen GraphDef would
-    hold more than ``PROTOBUF_LIMIT_BYTES``: its captured variables' bytes plus
-    the graph's own (counted only when the variables come near the limit).
+def _variable_bytes(variable) -> int:
+    shape = variable.shape
+    return shape.num_elements() * variable.dtype.size if shape.is_fully_defined() else 0
+
+
+def _capture_names(func) -> Dict[int, str]:
+    """``{id(variable): name of the Placeholder capturing it}`` (as the freezer names them)."""
+    by_handle = {id(v.handle): v for v in func.graph.variables}
+    names = {}
+    for (value, placeholder) in func.graph.captures:
+        variable = by_handle.get(id(value))
+        if variable is not None:
+            names[id(variable)] = placeholder.name.split(":")[0]
+    return names
+
+
+def plan_deferral(func, where: str, can_defer: bool) -> Dict[str, object]:
+    """The variables to leave in the checkpoint: ``{capture Placeholder name: variable}``.
+
+    Empty unless the frozen GraphDef would exceed ``PROTOBUF_LIMIT_BYTES``: its
+    captured variables' bytes plus the graph's own (counted only when the
+    variables come near the limit). Then the variables of ``DEFER_MIN_BYTES`` or
+    more are deferred, if ``can_defer`` (their values come from a checkpoint).
 
     Raises:
-      InvalidModelError: naming ``where``, the sizes and the limit.
+      InvalidModelError: the GraphDef would still exceed the limit (naming
+        ``where``, the sizes and the limit).
     """
-    weights = 0
-    for variable in func.variables:
-        shape = variable.shape
-        if shape.is_fully_defined():
-            weights += shape.num_elements() * variable.dtype.size
+    variables = list(func.variables)
+    weights = sum(_variable_bytes(v) for v in variables)
     if weights <= PROTOBUF_LIMIT_BYTES // 2:
-        return
-    total = weights + func.graph.as_graph_def().ByteSize()
-    if total > PROTOBUF_LIMIT_BYTES:
+        return {}
+    graph = func.graph.as_graph_def().ByteSize()
+    if weights + graph <= PROTOBUF_LIMIT_BYTES:
+        return {}
+    deferred = {}
+    if can_defer:
+        names = _capture_names(func)
+        deferred = {names[id(v)]: v for v in variables
+                    if _variable_bytes(v) >= DEFER_MIN_BYTES and id(v) in names}
+    kept = weights - sum(_variable_bytes(v) for v in deferred.values())
+    if kept + graph > PROTOBUF_LIMIT_BYTES:
+        why = ("its variables are not read from a SavedModel checkpoint (a Keras model or a "
+               "SavedModel with other resources), so none can stay out of it"
+               if not can_defer else "even without its variables of %d bytes or more"
+               % DEFER_MIN_BYTES)
         raise InvalidModelError(
             "%s: a TF.js graph model is converted through one frozen GraphDef, which would "
             "hold %d bytes (%d of them the weights of %d variables), over protobuf's limit of "
-            "%d bytes for one message; convert to tfjs_layers_model instead (from Keras or TF.js "
-            "layers sources; it streams weights of any size), or split the model" % (where, total, weights,
-                                                           len(func.variables),
-                                                           PROTOBUF_LIMIT_BYTES))
+            "%d bytes for one message (%s); convert to tfjs_layers_model instead (from Keras "
+            "or TF.js layers sources; it streams weights of any size), or split the model"
+            % (where, kept + graph, weights, len(variables), PROTOBUF_LIMIT_BYTES, why))
+    return deferred
+
+
+def _defer_in_graph(graph_def, deferred: Dict[str, object], checkpoint_key, prefix: str,
+                    where: str) -> None:
+    """Makes each deferred variable's reads a Placeholder of its value.
+
+    Its first ``ReadVariableOp`` (reached through the Identity nodes passing the
+    handle on) becomes a Placeholder of the value, the others Identity of it, so
+    the graph is the frozen one with a Placeholder where the Const would be,
+    recording where its value is (``weights.DEFERRED_KEY``).
+    """
+    from converter.graph import weights as graph_weights
+    consumers: Dict[str, List[object]] = collections.defaultdict(list)
+    for node in graph_def.node:
+        for ref in node.input:
+            consumers[ref.lstrip("^").split(":")[0]].append(node)
+    in_functions = {ref.lstrip("^").split(":")[0] for f in graph_def.library.function
+                    for n in f.node_def for ref in n.input}
+    by_name = {n.name: n for n in graph_def.node}
+    for name, variable in deferred.items():
+        node = by_name.get(name)
+        if node is None:
+            continue  # not read by the signature at all
+        # The handle reaches its reads through Identity nodes (inlined call arguments).
+        handles, reads, others, stack = [node], [], [], [node]
+        while stack:
+            for reader in consumers[stack.pop().name]:
+                if reader.op == "Identity":
+                    handles.append(reader)
+                    stack.append(reader)
+                elif reader.op == "ReadVariableOp":
+                    reads.append(reader)
+                else:
+                    others.append(reader)
+        if node.op != "Placeholder" or others or any(h.name in in_functions for h in handles):
+            raise InvalidModelError(
+                "%s: variable %s (%d bytes) is used other than by reading its value (%s), so it "
+                "cannot stay out of the frozen GraphDef, which would exceed protobuf's limit "
+                "of %d bytes; convert to tfjs_layers_model instead, or split the model"
+                % (where, variable.name, _variable_bytes(variable),
+                   ", ".join(sorted({r.op for r in others})) or "a function", PROTOBUF_LIMIT_BYTES))
+        key = checkpoint_key(variable)
+        if key is None:
+            raise InvalidModelError("%s: variable %s has no checkpoint value"
+                                    % (where, variable.name))
+        if not reads:
+            continue
+        # The first read becomes the Placeholder (so the weight is named after it, as a
+        # frozen Const would be), other reads Identity of it; the handle nodes are left
+        # for pruning.
+        dtype = variable.dtype.as_datatype_enum
+        first = reads[0]
+        graph_weights.make_deferred_placeholder(first, dtype, [int(d) for d in variable.shape],
+                                                prefix, key)
+        for reader in reads[1:]:
+            reader.op = "Identity"
+            del reader.input[:]
+            reader.input.append(first.name)
+            reader.ClearField("attr")
+            reader.attr["T"].type = dtype
 
 
 def _freeze(func, control_flow_v2: bool, where: str,
@@ -128,12 +221,17 @@ def _freeze(func, control_flow_v2: bool, where: str,
     would have).
 
     ``read_variable(variable)`` supplies a variable's value (None: read the
-    variable itself); the lean loader's variables hold none.
+    variable itself); the lean loader's variables hold none. When it also says
+    where the values are (its ``checkpoint`` attribute: prefix and key of a
+    variable) and the weights would not fit one protobuf message, the large
+    variables are deferred (``plan_deferral``): left out of the GraphDef as
+    Placeholders that the writer fills from the checkpoint (``weights``).
     """
     # pylint: disable=protected-access
     from tensorflow.python.framework import convert_to_constants as c2c
 
-    check_frozen_size(func, where)
+    checkpoint = getattr(read_variable, "checkpoint", None)
+    deferred = plan_deferral(func, where, checkpoint is not None)
 
     class ConverterData(c2c._FunctionConverterDataInEager):
         def _eval(self, tensor):
@@ -142,15 +240,20 @@ def _freeze(func, control_flow_v2: bool, where: str,
 
     try:
         data = ConverterData(
-            func=func, lower_control_flow=not control_flow_v2, aggressive_inlining=True)
+            func=func, lower_control_flow=not control_flow_v2, aggressive_inlining=True,
+            variable_names_denylist=set(deferred) or None)
         graph_def, converted = c2c._replace_variables_by_constants(converter_data=data)
     except (ValueError, TypeError) as e:
         raise InvalidModelError("%s: freezing variables to constants failed: %s"
                                 % (where, e)) from None
     del data  # its numpy copies of the variables
+    if deferred:
+        prefix, checkpoint_key = checkpoint
+        _defer_in_graph(graph_def, deferred, checkpoint_key, prefix, where)
     captures = func.graph.internal_captures
     converted_ids = {id(captures[i]) for i in converted}
-    inputs = [t for t in func.inputs if id(t) not in converted_ids]
+    inputs = [t for t in func.inputs if id(t) not in converted_ids
+              and t.name.split(":")[0] not in deferred]
     return _Frozen(graph_def, inputs, list(func.outputs))
 
 
@@ -380,7 +483,14 @@ def _load_lean(path: str, tag_list: Optional[List[str]], plan: _LeanPlan):
         # buffers stay in TensorFlow's pool. Copied one at a time, the pool holds only
         # the largest variable.
         return np.array(reader.get_tensor(key), copy=True)
+    # Where a variable's value is, for variables too large to freeze (``_freeze``).
+    read_variable.checkpoint = (prefix_of(path), lambda v: by_object.get(id(v)))
     return func, read_variable, loaded
+
+
+def prefix_of(path: str) -> str:
+    """The variables checkpoint prefix of the SavedModel at ``path``."""
+    return os.path.join(path, "variables", "variables")
 
 
 def _checkpoint_keys(path: str, plan: _LeanPlan, variable_ids: Sequence[int]):
@@ -391,7 +501,7 @@ def _checkpoint_keys(path: str, plan: _LeanPlan, variable_ids: Sequence[int]):
     """
     import tensorflow as tf
     from tensorflow.core.protobuf import trackable_object_graph_pb2
-    prefix = os.path.join(path, "variables", "variables")
+    prefix = prefix_of(path)
     try:
         reader = tf.train.load_checkpoint(prefix)
         ckpt_graph = trackable_object_graph_pb2.TrackableObjectGraph()

@@ -11,23 +11,26 @@ Two steps:
    ``Relu(x) + alpha * Minimum(x, 0)`` (exact); ``DepthwiseConv2d`` is
    ``DepthwiseConv2dNative``.
    Any other op TensorFlow does not register is refused, naming the node.
-2. ``write_saved_model`` imports the graph into a ``tf.function``: weights
-   become variables (so ``saved_model.pb`` holds no payloads), hash tables of
-   the TF.js initializer become ``tf.lookup.StaticHashTable``s restored on load,
-   and the ``serving_default`` signature is keyed by the model's own input and
-   output names.
+2. ``write_saved_model`` imports the graph as the ``serving_default``
+   function itself (a v1-style graph function: no nested call, no automatic
+   control dependencies into lowered loops): weights of 256+ elements become
+   variables, hash tables of the TF.js initializer become
+   ``tf.lookup.StaticHashTable``s restored on load, constants used inside
+   lowered loops enter their frames (TF.js ignores frames, TensorFlow does not),
+   and the signature is keyed by the model's own input and output names. The
+   directory is then made byte-reproducible (``canonicalize_saved_model``).
 
 The SavedModel is also where ``tflite`` and ``onnx`` outputs of a graph model
 start (their writers take a SavedModel directory).
 """
 
 import re
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Sequence, Tuple
 
 import numpy as np
 
 from converter.errors import InvalidModelError, UnsupportedOpError
-from converter.graph.model import GraphModel, TensorInfo
+from converter.graph.model import GraphModel
 
 # Weights at least this large become variables; smaller constants (shapes,
 # axes, scalars) stay constants so shape inference and converters see them.
@@ -52,10 +55,9 @@ def _unique(name: str, taken: set) -> str:
 class _Rewriter:
     """Rewrites the nodes of one graph (a GraphDef or a FunctionDef's node_def list)."""
 
-    def __init__(self, nodes, where: str, scope: str):
+    def __init__(self, nodes, where: str):
         self.nodes = nodes
         self.where = where
-        self.scope = scope
         self.taken = {n.name for n in nodes}
         self.out: List[Any] = []
 
@@ -335,20 +337,19 @@ def to_tensorflow_ops(model: GraphModel) -> GraphModel:
     """
     where = model.source or "model"
     graph_def = model.graph_def
-    rewriter = _Rewriter(list(graph_def.node), where, "")
+    rewriter = _Rewriter(list(graph_def.node), where)
     if rewriter.rewrite():
         del graph_def.node[:]
         graph_def.node.extend(rewriter.out)
     _constants_into_frames(graph_def)
     for func in graph_def.library.function:
-        rewriter = _Rewriter(list(func.node_def), "%s: function %s" % (where, func.signature.name),
-                             func.signature.name)
+        rewriter = _Rewriter(list(func.node_def), "%s: function %s" % (where, func.signature.name))
         if rewriter.rewrite():
             del func.node_def[:]
             func.node_def.extend(rewriter.out)
         _valid_function_node_names(func)
     if model.initializer is not None:
-        rewriter = _Rewriter(list(model.initializer.node), where + ": modelInitializer", "")
+        rewriter = _Rewriter(list(model.initializer.node), where + ": modelInitializer")
         rewriter.rewrite()
     return model
 
@@ -369,7 +370,8 @@ def _tensor_name(ref: str) -> str:
 
 
 def _table_of(model: GraphModel, resource_id: str, where: str):
-    """``(key_dtype, value_dtype, keys, values)`` of the hash table an initializer output creates."""
+    """``(key_dtype, value_dtype, keys, values)`` of the hash table an initializer
+    output creates."""
     from tensorflow.python.framework import tensor_util
     init = model.initializer
     output = next((o for o in model.initializer_outputs if o.resource_id == resource_id), None)
@@ -653,7 +655,8 @@ def write_keras_saved_model(model, directory: str, where: str) -> None:
         # Keras 3 Sequential models have no output_names: name by the layer.
         out_names = [input_layer_name(t) for t in flat_outputs]
     out_keys = _unique_keys(out_names, "output")
-    specs = [tf.TensorSpec(t.shape, t.dtype, name=signature_key(k)) for k, t in zip(in_keys, inputs)]
+    specs = [tf.TensorSpec(t.shape, t.dtype, name=signature_key(k))
+             for k, t in zip(in_keys, inputs)]
 
     @tf.function(input_signature=specs, autograph=False)
     def serve(*args):

@@ -1,5 +1,13 @@
 """Graph constants as TF.js weights: unique names, quantization plan, streaming.
 
+A weight too large for the frozen GraphDef to hold (its bytes would pass
+protobuf's 2 GiB limit, see ``saved_model.plan_deferral``) is *deferred*: it
+goes through the graph passes as a Placeholder of its dtype and shape, which no
+pass folds or rewrites, carrying ``DEFERRED_KEY``/``DEFERRED_PREFIX`` (its
+checkpoint key and prefix); ``restore_deferred`` makes it a payload-less Const
+once the graph is final, and ``stream_weights`` reads its value from the
+checkpoint when it is written.
+
 Every ``Const`` node becomes one weight named after the node. Consts inside
 library functions are renamed ``function/const`` and initializer consts that
 clash with a main-graph name get a suffix, because TF.js keeps one weight map
@@ -8,6 +16,7 @@ for the graph, its functions and its initializer.
 
 from typing import Dict, Iterator, Optional, Set, Tuple
 
+from converter.errors import InvalidModelError
 from converter.graph import tensors
 from converter.graph.model import GraphModel
 from converter.model import Tensor
@@ -15,6 +24,70 @@ from converter.weights import format as wf
 from converter.weights import quantize
 
 _FLOAT_DTYPES = (tensors.DT_FLOAT, tensors.DT_DOUBLE, tensors.DT_HALF, tensors.DT_BFLOAT16)
+
+DEFERRED_KEY = "_tfjs_checkpoint_key"
+DEFERRED_PREFIX = "_tfjs_checkpoint_prefix"
+DEFERRED_SHAPE = "_tfjs_shape"
+
+
+def make_deferred_placeholder(node, dtype: int, shape, prefix: str, key: str) -> None:
+    """Makes ``node`` the Placeholder standing for a deferred weight."""
+    node.op = "Placeholder"
+    del node.input[:]
+    node.ClearField("attr")
+    node.attr["dtype"].type = dtype
+    # The shape is kept aside, the Placeholder's left unknown: given a full shape,
+    # Grappler allocates a buffer of it for every such Placeholder (2.2 GB more on
+    # a 2.2 GB model).
+    node.attr["shape"].shape.unknown_rank = True
+    node.attr[DEFERRED_SHAPE].list.i.extend(shape)
+    node.attr[DEFERRED_KEY].s = key.encode("utf-8")
+    node.attr[DEFERRED_PREFIX].s = prefix.encode("utf-8")
+
+
+def deferred_nodes(graph_def) -> Iterator[object]:
+    return (n for n in graph_def.node if DEFERRED_KEY in n.attr)
+
+
+def restore_deferred(model: GraphModel) -> GraphModel:
+    """Each deferred Placeholder becomes a Const of its dtype and shape, values to come.
+
+    In place. Raises InvalidModelError if a pass dropped a deferred weight's
+    record but kept the node (it would become a TF.js input).
+    """
+    for node in deferred_nodes(model.graph_def):
+        if node.op != "Placeholder":
+            raise InvalidModelError("%s: deferred weight %s became a %s node"
+                                    % (model.source, node.name, node.op))
+        dtype = node.attr["dtype"].type
+        shape = list(node.attr[DEFERRED_SHAPE].list.i)
+        node.op = "Const"
+        del node.attr["shape"]
+        del node.attr[DEFERRED_SHAPE]
+        value = node.attr["value"].tensor
+        value.dtype = dtype
+        for d in shape:
+            value.tensor_shape.dim.add().size = d
+    return model
+
+
+def _deferred_value(node, where: str, readers: Dict[str, object]):
+    """A deferred Const's value, read from its checkpoint; its records are dropped."""
+    import numpy as np
+    prefix = node.attr[DEFERRED_PREFIX].s.decode("utf-8")
+    key = node.attr[DEFERRED_KEY].s.decode("utf-8")
+    del node.attr[DEFERRED_PREFIX]
+    del node.attr[DEFERRED_KEY]
+    if prefix not in readers:
+        import tensorflow as tf
+        readers[prefix] = tf.train.load_checkpoint(prefix)
+    # No copy: the writer holds this one value until the next is read.
+    data = np.asarray(readers[prefix].get_tensor(key))
+    want = tuple(d.size for d in node.attr["value"].tensor.tensor_shape.dim)
+    if data.shape != want:
+        raise InvalidModelError("%s: checkpoint value %s of weight %s has shape %s, the graph "
+                                "says %s" % (where, key, node.name, list(data.shape), list(want)))
+    return data
 
 
 def _rename_input(ref: str, renames: Dict[str, str]) -> str:
@@ -117,9 +190,13 @@ def stream_weights(model: GraphModel) -> Iterator[Tensor]:
     being written), never twice.
     """
     where = model.source
+    readers: Dict[str, object] = {}
     for node in const_nodes(model):
         proto = node.attr["value"].tensor
-        data = tensors.to_numpy(proto, "%s: Const %s" % (where, node.name))
+        if DEFERRED_KEY in node.attr:
+            data = _deferred_value(node, where, readers)
+        else:
+            data = tensors.to_numpy(proto, "%s: Const %s" % (where, node.name))
         dtype, data = wf.to_logical(node.name, data, where)
         tensor = Tensor(node.name, data, dtype)
         target = model.quantization.get(node.name)
@@ -127,3 +204,4 @@ def stream_weights(model: GraphModel) -> Iterator[Tensor]:
             tensor = quantize.quantize_tensor(tensor, target, where)
         tensors.clear_payload(proto)
         yield tensor
+        del data, tensor  # before the next value is read

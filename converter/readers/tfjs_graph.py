@@ -107,7 +107,8 @@ def _parse_graph_def(value: Any, what: str, json_path: str):
         # Third-party tools add keys of their own; TF.js ignores them too.
         json_format.ParseDict(value, graph_def, ignore_unknown_fields=True)
     except (json_format.ParseError, TypeError, ValueError) as e:
-        raise InvalidModelError("%s: %s is not a valid GraphDef: %s" % (json_path, what, e)) from None
+        raise InvalidModelError("%s: %s is not a valid GraphDef: %s"
+                                % (json_path, what, e)) from None
     return graph_def
 
 
@@ -116,7 +117,8 @@ def _dtype_enum(name: Any, where: str) -> int:
     try:
         return types_pb2.DataType.Value(name)
     except (ValueError, TypeError):
-        raise InvalidModelError("%s: dtype %r is not a TensorFlow DataType" % (where, name)) from None
+        raise InvalidModelError("%s: dtype %r is not a TensorFlow DataType"
+                                % (where, name)) from None
 
 
 def _shape(tensor_shape: Any, where: str) -> Optional[Tuple[int, ...]]:
@@ -132,7 +134,8 @@ def _shape(tensor_shape: Any, where: str) -> Optional[Tuple[int, ...]]:
         try:
             dims.append(int(d.get("size", -1)) if isinstance(d, dict) else int(d))
         except (TypeError, ValueError):
-            raise InvalidModelError("%s: tensorShape dim %r is not an integer" % (where, d)) from None
+            raise InvalidModelError("%s: tensorShape dim %r is not an integer"
+                                    % (where, d)) from None
     return tuple(dims)
 
 
@@ -216,7 +219,8 @@ def _fill_const(node, tensor: Tensor, json_path: str) -> None:
         converted = data.astype(np_dtype)
         if data.dtype.kind in "iu" and np.dtype(np_dtype).kind in "iu" \
                 and not np.array_equal(converted.astype(np.int64), data.astype(np.int64)):
-            raise InvalidWeightsError("%s: weight values do not fit the declared %s" % (where, name))
+            raise InvalidWeightsError("%s: weight values do not fit the declared %s"
+                                      % (where, name))
         proto = tensor_util.make_tensor_proto(converted, declared, list(data.shape))
     node.attr["value"].tensor.CopyFrom(proto)
 

@@ -177,6 +177,8 @@ def write_weight_stream(tensors: Iterable[Tensor], directory: str,
         for buf in encode_chunks(tensor):
             total += memoryview(buf).nbytes
             stream.write(buf)
+        # Let go of this tensor before the iterator makes the next one.
+        del tensor, buf
     stream.close(check=False)
     count = stream.num_files
     n = wf.num_shards(total, shard_size)
