@@ -5,10 +5,10 @@ the BN arithmetic is not trivially zero) is saved once as ``.keras`` and as a
 ``model.export()`` SavedModel, then converted three ways:
 
 - ``layers``: ``converter.api.convert(model.keras)`` -> tfjs_layers_model;
-- ``graph``: freeze + Grappler pass 1 + ``converter.graph.optimize.optimize_graph``
-  (through the converter's graph pipeline when it converts the SavedModel, else
-  through the test helpers);
-- ``graph_unoptimized``: the same without ``optimize_graph`` (what our passes add).
+- ``graph``: ``converter.api.convert(export)`` -> tfjs_graph_model (the graph
+  pipeline: freeze, Grappler, ``converter.graph.optimize.optimize_graph``, ...);
+- ``graph_unoptimized``: the same pipeline steps without ``optimize_graph`` (what
+  our TF.js passes add), written by the same graph writer.
 
 All three run in one Node process on the wasm backend, interleaved: one
 discarded round, then ``--rounds`` rounds, each model getting ``--repeats``
@@ -51,10 +51,10 @@ RESULTS = os.path.join(ROOT, "bench", "results", "graph_wasm.json")
 def build(work: str, size: int):
     """Saves MobileNetV2 as .keras and as a SavedModel export; returns the paths."""
     import keras
-    import test_graph_optimize_support as support
+    import graph_helpers
     keras.utils.set_random_seed(0)
     model = keras.applications.MobileNetV2(weights=None, input_shape=(size, size, 3))
-    support.randomize_batch_norms(model)
+    graph_helpers.randomize_batch_norms(model)
     keras_path = os.path.join(work, "mobilenet_v2.keras")
     model.save(keras_path)
     export_dir = os.path.join(work, "mobilenet_v2_export")
@@ -63,29 +63,33 @@ def build(work: str, size: int):
 
 
 def convert_graph(export_dir: str, out_dir: str, optimize: bool):
-    """Graph model of the export; returns (model dir, input name, output names, how)."""
-    import test_graph_optimize_support as support
-    from converter.graph import optimize as graph_optimize
+    """Graph model of the export; returns (model dir, input name, output names).
+
+    ``optimize``: what ``tfjs-convert`` writes. Otherwise the graph pipeline's
+    steps but ``run_tfjs_passes``, then the same writer.
+    """
     if optimize:
         from converter import api
-        from converter.errors import ConversionError
-        try:
-            api.convert(export_dir, out_dir, input_format="tf_saved_model",
-                        output_format="tfjs_graph_model")
-            with open(os.path.join(out_dir, "model.json")) as f:
-                signature = json.load(f).get("signature", {})
-            inputs = [v["name"].split(":")[0] for v in signature.get("inputs", {}).values()]
-            outputs = [v["name"].split(":")[0] for v in signature.get("outputs", {}).values()]
-            if len(inputs) == 1 and outputs:
-                return out_dir, inputs[0], outputs, "converter pipeline"
-        except (ConversionError, OSError, KeyError) as error:
-            print("pipeline conversion unavailable (%s); using the test helpers" % error)
-    graph_def, inputs, outputs = support.freeze_export(export_dir)
-    graph_def = support.grappler(graph_def, outputs)
-    if optimize:
-        graph_def = graph_optimize.optimize_graph(graph_def, outputs)
-    support.write_graph_model(graph_def, out_dir)
-    return out_dir, inputs[0], outputs, "test helpers"
+        api.convert(export_dir, out_dir, input_format="tf_saved_model",
+                    output_format="tfjs_graph_model")
+    else:
+        from converter.graph import pipeline
+        from converter.graph.saved_model import read_saved_model
+        from converter.writers.tfjs_graph import write_tfjs_graph
+        model = read_saved_model(export_dir)
+        options = pipeline.GraphOptions()
+        for step, _ in pipeline.STEPS:
+            if step is not pipeline.run_tfjs_passes:
+                model = step(model, options)
+        os.makedirs(out_dir)
+        write_tfjs_graph(model, out_dir)
+    with open(os.path.join(out_dir, "model.json")) as f:
+        signature = json.load(f)["signature"]
+    inputs = [v["name"].split(":")[0] for v in signature["inputs"].values()]
+    outputs = [v["name"].split(":")[0] for v in signature["outputs"].values()]
+    if len(inputs) != 1:
+        raise ValueError("%s: want one signature input, got %s" % (out_dir, inputs))
+    return out_dir, inputs[0], outputs
 
 
 def main(argv=None) -> int:
@@ -99,7 +103,6 @@ def main(argv=None) -> int:
     machine.check_runs(parser, args.rounds, "--rounds")
 
     from converter import api
-    import test_graph_optimize_support as support
     from tfjs_node import Job, run_jobs
 
     with tempfile.TemporaryDirectory(prefix="bench_graph_wasm_") as work:
@@ -109,14 +112,14 @@ def main(argv=None) -> int:
         expected = np.asarray(model(x))
         layers_dir = os.path.join(work, "layers")
         api.convert(keras_path, layers_dir, output_format="tfjs_layers_model")
-        graph_dir, input_name, outputs, how = convert_graph(
+        graph_dir, input_name, outputs = convert_graph(
             export_dir, os.path.join(work, "graph"), optimize=True)
-        plain_dir, plain_input, plain_outputs, _ = convert_graph(
+        plain_dir, plain_input, plain_outputs = convert_graph(
             export_dir, os.path.join(work, "graph_unoptimized"), optimize=False)
         with open(os.path.join(graph_dir, "model.json")) as f:
             ops = [n["op"] for n in json.load(f)["modelTopology"]["node"]]
-        print("graph model via %s: %s" % (how, dict(sorted(
-            (op, ops.count(op)) for op in set(ops) if op not in ("Const",)))))
+        print("graph model ops: %s" % dict(sorted(
+            (op, ops.count(op)) for op in set(ops) if op not in ("Const",))))
 
         def jobs(round_index):
             common = dict(backend="wasm", warmup=args.warmup, repeats=args.repeats)

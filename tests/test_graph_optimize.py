@@ -3,9 +3,10 @@
 Unit tests build small random graphs, run one pass, and check (a) the pattern
 was rewritten or left alone, (b) the outputs are unchanged within 1e-5
 (TensorFlow session; TF.js-only ops are expanded back to TF ops to run).
-Model tests export Keras 3 models, freeze them, run Grappler's first pass and
-``optimize_graph``, check the graph structure, then run the result in
-TensorFlow.js on cpu and wasm against TensorFlow.
+Model tests export Keras 3 models, freeze them and run Grappler as the
+converter does (``graph_helpers``), run ``optimize_graph``, check the graph
+structure, then write the result with the converter's graph writer and run it
+in TensorFlow.js on cpu and wasm against TensorFlow.
 """
 
 import os
@@ -17,9 +18,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import tensorflow as tf  # noqa: E402
 
-from converter.graph import optimize  # noqa: E402
+from converter.graph import grappler, optimize  # noqa: E402
+from converter.graph.model import TensorInfo  # noqa: E402
 from converter.graph.optimize import batch_norm, fuse, fused, prelu  # noqa: E402
-import test_graph_optimize_support as support  # noqa: E402
+import graph_helpers  # noqa: E402
 
 ATOL = 1e-5
 FUSED_OPS = (fused.FUSED_CONV2D, fused.FUSED_MATMUL, fused.FUSED_DEPTHWISE)
@@ -48,8 +50,8 @@ def _feed(shape, seed=1):
 
 
 def _assert_same_outputs(before, after, feed, fetch=("out",), atol=ATOL):
-    want = support.run_graph(before, feed, fetch)
-    got = support.run_graph(after, feed, fetch)
+    want = graph_helpers.run_graph(before, feed, fetch)
+    got = graph_helpers.run_graph(after, feed, fetch)
     for w, g in zip(want, got):
         scale = max(1.0, float(np.abs(w).max()))
         np.testing.assert_allclose(g, w, rtol=0, atol=atol * scale)
@@ -392,7 +394,11 @@ def test_fused_tanh_from_upstream_is_split():
     before = _graph(build, [None, 4, 4, 3])
     for node in before.node:
         node.device = "/device:CPU:0"
-    remapped = support.grappler(before, ["out"], ("remap",))
+    remapped = type(before)()
+    remapped.CopyFrom(before)
+    grappler.run_grappler(remapped, [TensorInfo("x", "x:0", "DT_FLOAT", (-1, 4, 4, 3))],
+                          [TensorInfo("out", "out:0", "DT_FLOAT", (-1, 5))], ("remap",),
+                          iterations=1)
     if [_fused_ops(n) for n in remapped.node if n.op == fused.FUSED_MATMUL] != [
             ["BiasAdd", "Tanh"]]:
         # The remapper fuses Tanh only where oneDNN is on (CPU-dependent): make
@@ -496,9 +502,9 @@ def test_optimize_does_not_mutate_input_and_is_idempotent():
     once = optimize.optimize_graph(before, ["out"])
     assert before.SerializeToString() == snapshot
     twice = optimize.optimize_graph(once, ["out"])
-    assert support.op_counts(twice) == support.op_counts(once)
-    assert support.op_counts(once) == {"Placeholder": 1, "Const": 2, fused.FUSED_CONV2D: 1,
-                                       "Identity": 1}
+    assert graph_helpers.op_counts(twice) == graph_helpers.op_counts(once)
+    assert graph_helpers.op_counts(once) == {"Placeholder": 1, "Const": 2,
+                                             fused.FUSED_CONV2D: 1, "Identity": 1}
 
 
 # -- real Keras models --------------------------------------------------------------
@@ -508,7 +514,7 @@ def _mobilenet():
     import keras
     model = keras.applications.MobileNetV2(weights=None, input_shape=(96, 96, 3),
                                            classifier_activation=None)
-    support.randomize_batch_norms(model)
+    graph_helpers.randomize_batch_norms(model)
     return model
 
 
@@ -516,7 +522,7 @@ def _resnet():
     import keras
     model = keras.applications.ResNet50(weights=None, input_shape=(64, 64, 3),
                                         classifier_activation=None)
-    support.randomize_batch_norms(model)
+    graph_helpers.randomize_batch_norms(model)
     return model
 
 
@@ -565,7 +571,7 @@ def _small_cnn():
     outputs = keras.layers.Dense(3, activation="elu")(x)
     model = keras.Model(inputs, outputs)
     _randomize(model, seed=3)
-    support.randomize_batch_norms(model)
+    graph_helpers.randomize_batch_norms(model)
     return model
 
 
@@ -579,17 +585,20 @@ MODELS = {
 
 
 class Converted:
-    """A Keras model frozen, Grappler-optimized and passed through optimize_graph."""
+    """A Keras model frozen and Grappler-optimized by the converter, then optimize_graph."""
 
     def __init__(self, name, root):
         build, shape, self.method = MODELS[name]
         model = build()
         self.x = np.random.RandomState(7).uniform(-1, 1, shape).astype(np.float32)
         self.keras_out = np.asarray(model(self.x))
-        self.before, inputs, self.outputs = support.frozen_keras_export(model, root / name)
-        self.input = inputs[0]
+        frozen = graph_helpers.frozen_keras_export(model, root / name)
+        self.before = frozen.graph_def
+        self.input = frozen.inputs[0].node
+        self.outputs = [o.node for o in frozen.outputs]
         self.after = optimize.optimize_graph(self.before, self.outputs)
-        self.model_dir = support.write_graph_model(self.after, root / (name + "_tfjs"))
+        self.model_dir = graph_helpers.write_graph_model(frozen, self.after,
+                                                         root / (name + "_tfjs"))
 
 
 @pytest.fixture(scope="module")
@@ -607,13 +616,13 @@ def converted(tmp_path_factory):
 def _check_structure(conv):
     assert fused_bias_problems(conv.after) == []
     assert unfolded_affine_after_conv(conv.after) == []
-    counts = support.op_counts(conv.after)
+    counts = graph_helpers.op_counts(conv.after)
     return counts
 
 
 def test_mobilenet_v2_structure(converted):
     conv = converted("mobilenet_v2")
-    before = support.op_counts(conv.before)
+    before = graph_helpers.op_counts(conv.before)
     counts = _check_structure(conv)
     assert unfolded_affine_after_conv(conv.before), "the export should leave BN arithmetic"
     assert before.get("Mul", 0) >= 17 and before.get("AddV2", 0) > 10
@@ -630,7 +639,7 @@ def test_mobilenet_v2_structure(converted):
 def test_lstm_structure(converted, name):
     conv = converted(name)
     _check_structure(conv)
-    counts = support.op_counts(conv.after)
+    counts = graph_helpers.op_counts(conv.after)
     # One input-projection MatMul per cell step fuses with the cell bias; the Dense too.
     assert counts.get(fused.FUSED_MATMUL, 0) >= 3
     assert counts.get("BiasAdd", 0) == 0
@@ -639,7 +648,7 @@ def test_lstm_structure(converted, name):
 @pytest.mark.slow
 def test_resnet50_structure(converted):
     conv = converted("resnet50")
-    before = support.op_counts(conv.before)
+    before = graph_helpers.op_counts(conv.before)
     counts = _check_structure(conv)
     assert counts.get("Conv2D", 0) == 0
     assert counts[fused.FUSED_CONV2D] == before["Conv2D"]
@@ -663,7 +672,7 @@ def test_small_cnn_structure(converted):
 def test_tf_parity(converted, name):
     """The optimized graph, run by TensorFlow, matches Keras."""
     conv = converted(name)
-    got = support.run_graph(conv.after, {conv.input: conv.x}, conv.outputs)[0]
+    got = graph_helpers.run_graph(conv.after, {conv.input: conv.x}, conv.outputs)[0]
     scale = max(1.0, float(np.abs(conv.keras_out).max()))
     np.testing.assert_allclose(got, conv.keras_out, rtol=0, atol=ATOL * scale)
 
