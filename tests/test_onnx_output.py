@@ -31,7 +31,8 @@ from test_graph_input_published import published_models  # noqa: F401  (fixture)
 PUBLISHED = [("antispoof", False), ("blazeface", False), ("emotion", True),
              ("movenet-lightning", True), ("faceres", True), ("iris", True),
              ("facemesh", True), ("handlandmark-lite", True), ("liveness", True)]
-ALWAYS = ("multi_io", "cnn_bn", "dict_outputs", "embedding_lstm-lowered", "while_cond-cfv2")
+ALWAYS = ("multi_io", "cnn_bn", "dict_outputs", "embedding_lstm-lowered", "while_cond-cfv2",
+          "hash_table")
 
 
 def _selected_cases(session):
@@ -219,7 +220,7 @@ _CONVERT_CHILD = ("import sys; from converter import api; "
                   "api.convert(sys.argv[1], sys.argv[2], output_format='onnx')")
 
 
-@pytest.mark.parametrize("case_id", ["multi_io", "while_cond-cfv2"])
+@pytest.mark.parametrize("case_id", ["multi_io", "while_cond-cfv2", "hash_table"])
 def test_onnx_is_byte_reproducible(refs, tmp_path, case_id):
     """Two runs in one process (tf2onnx's name counter moves on), a fresh process, another path."""
     ref = refs[case_id]

@@ -36,7 +36,7 @@ PUBLISHED = [("antispoof", False), ("blazeface", False), ("emotion", True),
              ("facemesh", True), ("handlandmark-lite", True), ("liveness", True)]
 
 
-ALWAYS = ("multi_io", "dict_outputs", "embedding_lstm-cfv2")
+ALWAYS = ("multi_io", "dict_outputs", "embedding_lstm-cfv2", "hash_table")
 
 
 def _selected_cases(session):
@@ -324,25 +324,34 @@ def test_model_over_the_flatbuffer_limit_is_refused(small, tmp_path, capsys, mon
 
 # -- byte reproducibility ---------------------------------------------------------------------
 
-_CONVERT_CHILD = ("import sys; from converter import api; "
+_CONVERT_CHILD = ("import json, sys; from converter import api; "
                   "api.convert(sys.argv[1], sys.argv[2], output_format='tflite', "
-                  "**({'tflite_batch_size': int(sys.argv[3])} if len(sys.argv) > 3 else {}))")
+                  "**json.loads(sys.argv[3]))")
 
 
-@pytest.mark.parametrize("options", [{}, {"tflite_batch_size": 2}], ids=["dynamic", "batch2"])
-def test_tflite_is_byte_reproducible(small, tmp_path, options):
-    """Two runs in one process (the worker), a fresh process, and another checkout's path."""
+@pytest.mark.parametrize("case_id,options", [
+    ("multi_io", {}),
+    ("multi_io", {"tflite_batch_size": 2}),
+    ("hash_table", {}),
+    ("embedding_lstm-cfv2", {"tflite_select_tf_ops": True, "tflite_batch_size": 3}),
+], ids=["multi_io", "multi_io-batch2", "hash_table", "lstm-flex"])
+def test_tflite_is_byte_reproducible(refs, tmp_path, case_id, options):
+    """Two runs in one process (the worker), a fresh process, and another checkout's path.
+
+    hash_table: TensorFlow's table initializers carry process-wide counters;
+    lstm-flex: Flex ops embed NodeDefs whose attr maps serialize in hash order.
+    """
+    ref = refs[case_id]
     other = tmp_path / "elsewhere" / "checkout" / "graph"
-    shutil.copytree(small.graph, other)
+    shutil.copytree(ref.graph, other)
     paths = [tmp_path / "a.tflite", tmp_path / "b.tflite", tmp_path / "c.tflite",
              tmp_path / "elsewhere" / "d.tflite"]
-    api.convert(str(small.graph), str(paths[0]), output_format="tflite", **options)
-    api.convert(str(small.graph), str(paths[1]), output_format="tflite", **options)
-    argv = [str(options["tflite_batch_size"])] if options else []
+    api.convert(str(ref.graph), str(paths[0]), output_format="tflite", **options)
+    api.convert(str(ref.graph), str(paths[1]), output_format="tflite", **options)
     root = pathlib.Path(__file__).resolve().parent.parent
-    for source, out in ((small.graph, paths[2]), (other, paths[3])):
-        subprocess.run([sys.executable, "-c", _CONVERT_CHILD, str(source), str(out)] + argv,
-                       check=True, cwd=str(root), capture_output=True)
+    for source, out in ((ref.graph, paths[2]), (other, paths[3])):
+        subprocess.run([sys.executable, "-c", _CONVERT_CHILD, str(source), str(out),
+                        json.dumps(options)], check=True, cwd=str(root), capture_output=True)
     digests = [_sha(p) for p in paths]
     assert len(set(digests)) == 1, digests
-    print("tflite %s: 4 conversions, one sha256 %s" % (options or "dynamic", digests[0][:16]))
+    print("tflite %s %s: 4 conversions, one sha256 %s" % (case_id, options, digests[0][:16]))
