@@ -65,7 +65,7 @@ def run_graph(graph_def, feeds: Mapping[str, np.ndarray], fetches: Sequence[str]
     lack) are first expanded to TF ops by ``expand_fused_ops``.
     """
     import tensorflow as tf
-    from converter.graph.optimize.fused import expand_fused_ops
+    from converter.graph.optimize.unfuse import expand_fused_ops
     if any(n.op in TFJS_ONLY_OPS or ("fused_ops" in n.attr and {b"Prelu", b"Sigmoid"} & set(
             n.attr["fused_ops"].list.s)) for n in graph_def.node):
         graph_def = expand_fused_ops(graph_def, [f.split(":")[0] for f in fetches])

@@ -20,11 +20,11 @@ import tensorflow as tf  # noqa: E402
 
 from converter.graph import grappler, optimize  # noqa: E402
 from converter.graph.model import TensorInfo  # noqa: E402
-from converter.graph.optimize import batch_norm, fuse, fused, prelu  # noqa: E402
+from converter.graph.optimize import batch_norm, fuse, prelu, unfuse  # noqa: E402
 import graph_helpers  # noqa: E402
 
 ATOL = 1e-5
-FUSED_OPS = (fused.FUSED_CONV2D, fused.FUSED_MATMUL, fused.FUSED_DEPTHWISE)
+FUSED_OPS = (unfuse.FUSED_CONV2D, unfuse.FUSED_MATMUL, unfuse.FUSED_DEPTHWISE)
 TFJS_ACTIVATIONS = {"Relu", "Relu6", "Elu", "Sigmoid", "LeakyRelu", "Prelu"}
 
 
@@ -258,7 +258,7 @@ def test_constant_add_after_residual_sum_is_pushed_into_conv():
 
     before = _graph(build, [None, 5, 5, 3])
     after = optimize.optimize_graph(before, ["out"])
-    assert _ops(after) == sorted([fused.FUSED_CONV2D, "AddN", "Relu"])
+    assert _ops(after) == sorted([unfuse.FUSED_CONV2D, "AddN", "Relu"])
     assert _node(after, "AddN").name == "offset"
     assert unfolded_affine_after_conv(after) == []
     _assert_same_outputs(before, after, _feed((2, 5, 5, 3)))
@@ -286,8 +286,8 @@ def test_fuse_bias_and_activation(kind, activation):
 
     before = _graph(build, [None, 4, 4, 3])
     after = fuse.fuse_conv_bias_activation(before, ["out"])
-    fused_node = _node(after, fused.FUSED_OP_OF[BASE_OP[kind]])
-    fusable = activation in fused.FUSABLE_ACTIVATIONS[BASE_OP[kind]]
+    fused_node = _node(after, unfuse.FUSED_OP_OF[BASE_OP[kind]])
+    fusable = activation in unfuse.FUSABLE_ACTIVATIONS[BASE_OP[kind]]
     assert _fused_ops(fused_node) == (["BiasAdd", activation] if fusable else ["BiasAdd"])
     if activation and not fusable:
         assert activation in _ops(after)
@@ -304,7 +304,7 @@ def test_activation_without_bias_gets_zero_bias():
 
     before = _graph(build, [None, 4, 4, 3])
     after = fuse.fuse_conv_bias_activation(before, ["out"])
-    node = _node(after, fused.FUSED_CONV2D)
+    node = _node(after, unfuse.FUSED_CONV2D)
     assert _fused_ops(node) == ["BiasAdd", "Relu"]
     assert _const_shapes(after)[node.input[2]] == (6,)
     _assert_same_outputs(before, after, _feed((2, 4, 4, 3)))
@@ -319,8 +319,8 @@ def test_residual_add_is_never_fused():
 
     before = _graph(build, [None, 4, 4, 3])
     after = optimize.optimize_graph(before, ["out"])
-    assert _ops(after) == sorted([fused.FUSED_CONV2D, "AddV2", "Relu"])
-    assert _fused_ops(_node(after, fused.FUSED_CONV2D)) == ["BiasAdd"]
+    assert _ops(after) == sorted([unfuse.FUSED_CONV2D, "AddV2", "Relu"])
+    assert _fused_ops(_node(after, unfuse.FUSED_CONV2D)) == ["BiasAdd"]
     assert fused_bias_problems(after) == []
     _assert_same_outputs(before, after, _feed((2, 4, 4, 3)))
 
@@ -338,7 +338,7 @@ def test_upstream_residual_fusion_is_undone():
     remapped.CopyFrom(before)
     nodes = {n.name: n for n in remapped.node}
     act = nodes["act"]
-    act.op = fused.FUSED_CONV2D
+    act.op = unfuse.FUSED_CONV2D
     del act.input[:]
     act.input.extend(list(nodes["conv"].input) + [nodes["bias"].input[1], "residual"])
     for key in ("strides", "padding", "data_format", "dilations", "explicit_paddings",
@@ -358,7 +358,7 @@ def test_upstream_residual_fusion_is_undone():
     after = optimize.optimize_graph(remapped, ["out"])
     assert fused_bias_problems(after) == []
     assert [_fused_ops(n) for n in after.node if n.op in FUSED_OPS] == [["BiasAdd"]]
-    assert _ops(after) == sorted([fused.FUSED_CONV2D, "AddV2", "Relu", "Relu"])
+    assert _ops(after) == sorted([unfuse.FUSED_CONV2D, "AddV2", "Relu", "Relu"])
     _assert_same_outputs(before, after, _feed((2, 4, 4, 3)))
 
 
@@ -371,7 +371,7 @@ def _fuse_matmul_by_hand(graph_def, fused_ops):
     bias = next(n for n in out.node if n.op == "BiasAdd")
     act = next(n for n in out.node if list(n.input) == [bias.name])
     act_name = act.name
-    act.op = fused.FUSED_MATMUL
+    act.op = unfuse.FUSED_MATMUL
     del act.input[:]
     act.input.extend(list(matmul.input) + [bias.input[1]])
     for key in ("transpose_a", "transpose_b", "T"):
@@ -399,12 +399,12 @@ def test_fused_tanh_from_upstream_is_split():
     grappler.run_grappler(remapped, [TensorInfo("x", "x:0", "DT_FLOAT", (-1, 4, 4, 3))],
                           [TensorInfo("out", "out:0", "DT_FLOAT", (-1, 5))], ("remap",),
                           iterations=1)
-    if [_fused_ops(n) for n in remapped.node if n.op == fused.FUSED_MATMUL] != [
+    if [_fused_ops(n) for n in remapped.node if n.op == unfuse.FUSED_MATMUL] != [
             ["BiasAdd", "Tanh"]]:
         # The remapper fuses Tanh only where oneDNN is on (CPU-dependent): make
         # the node it makes elsewhere by hand.
         remapped = _fuse_matmul_by_hand(before, [b"BiasAdd", b"Tanh"])
-    assert [_fused_ops(n) for n in remapped.node if n.op == fused.FUSED_MATMUL] == [
+    assert [_fused_ops(n) for n in remapped.node if n.op == unfuse.FUSED_MATMUL] == [
         ["BiasAdd", "Tanh"]]
     after = optimize.optimize_graph(remapped, ["out"])
     assert [_fused_ops(n) for n in after.node if n.op in FUSED_OPS] == [["BiasAdd"]]
@@ -419,7 +419,7 @@ def test_fused_intermediate_with_two_readers_untouched():
 
     before = _graph(build, [None, 4, 4, 3])
     after = fuse.fuse_conv_bias_activation(before, ["out"])
-    node = _node(after, fused.FUSED_CONV2D)
+    node = _node(after, unfuse.FUSED_CONV2D)
     assert _fused_ops(node) == ["BiasAdd"]
     assert "Relu" in _ops(after)
     _assert_same_outputs(before, after, _feed((2, 4, 4, 3)))
@@ -449,14 +449,14 @@ def test_prelu_fusion(alpha_shape, fused_alpha):
     after = optimize.optimize_graph(before, ["out"])
     shapes = _const_shapes(after)
     if fused_alpha is not None:
-        node = _node(after, fused.FUSED_CONV2D)
+        node = _node(after, unfuse.FUSED_CONV2D)
         assert _fused_ops(node) == ["BiasAdd", "Prelu"]
         assert shapes[node.input[3]] == fused_alpha
-        assert _ops(after) == [fused.FUSED_CONV2D]
+        assert _ops(after) == [unfuse.FUSED_CONV2D]
     else:
         node = _node(after, "Prelu")
         assert shapes[node.input[1]] == (4, 4, 6)
-        assert _ops(after) == sorted([fused.FUSED_CONV2D, "Prelu"])
+        assert _ops(after) == sorted([unfuse.FUSED_CONV2D, "Prelu"])
     _assert_same_outputs(before, after, _feed((2, 4, 4, 3)))
 
 
@@ -504,7 +504,7 @@ def test_optimize_does_not_mutate_input_and_is_idempotent():
     twice = optimize.optimize_graph(once, ["out"])
     assert graph_helpers.op_counts(twice) == graph_helpers.op_counts(once)
     assert graph_helpers.op_counts(once) == {"Placeholder": 1, "Const": 2,
-                                             fused.FUSED_CONV2D: 1, "Identity": 1}
+                                             unfuse.FUSED_CONV2D: 1, "Identity": 1}
 
 
 # -- real Keras models --------------------------------------------------------------
@@ -628,8 +628,8 @@ def test_mobilenet_v2_structure(converted):
     assert before.get("Mul", 0) >= 17 and before.get("AddV2", 0) > 10
     # Every convolution fused: 35 Conv2D + 17 depthwise; only the 10 residual adds remain.
     assert counts.get("Conv2D", 0) == 0 and counts.get("DepthwiseConv2dNative", 0) == 0
-    assert counts[fused.FUSED_CONV2D] == before["Conv2D"]
-    assert counts[fused.FUSED_DEPTHWISE] == before["DepthwiseConv2dNative"]
+    assert counts[unfuse.FUSED_CONV2D] == before["Conv2D"]
+    assert counts[unfuse.FUSED_DEPTHWISE] == before["DepthwiseConv2dNative"]
     assert counts.get("Mul", 0) == 0
     assert counts.get("AddV2", 0) + counts.get("AddN", 0) == 10
     assert counts.get("Relu6", 0) == 0
@@ -641,7 +641,7 @@ def test_lstm_structure(converted, name):
     _check_structure(conv)
     counts = graph_helpers.op_counts(conv.after)
     # One input-projection MatMul per cell step fuses with the cell bias; the Dense too.
-    assert counts.get(fused.FUSED_MATMUL, 0) >= 3
+    assert counts.get(unfuse.FUSED_MATMUL, 0) >= 3
     assert counts.get("BiasAdd", 0) == 0
 
 
@@ -651,7 +651,7 @@ def test_resnet50_structure(converted):
     before = graph_helpers.op_counts(conv.before)
     counts = _check_structure(conv)
     assert counts.get("Conv2D", 0) == 0
-    assert counts[fused.FUSED_CONV2D] == before["Conv2D"]
+    assert counts[unfuse.FUSED_CONV2D] == before["Conv2D"]
     # The 16 residual sums stay unfused.
     assert counts.get("AddV2", 0) + counts.get("AddN", 0) == 16
 

@@ -596,7 +596,7 @@ _FUSED_FIRST = (b"BiasAdd",)
 
 
 def _match_fused_ops(site: Site) -> Optional[str]:
-    from converter.graph.optimize.fused import BASE_OP_OF, FUSABLE_ACTIVATIONS
+    from converter.graph.optimize.unfuse import BASE_OP_OF, FUSABLE_ACTIVATIONS
     ops = [s for s in site.attr("fused_ops").list.s] if site.has("fused_ops") else []
     allowed = FUSABLE_ACTIVATIONS[BASE_OP_OF[site.node.op]]
     good = (len(ops) in (1, 2) and ops[0] in _FUSED_FIRST
@@ -1496,7 +1496,7 @@ def rewrite_semantics(graph_def, output_node_names):
       GraphDef.
     """
     from converter.graph.optimize.editor import static_shapes
-    from converter.graph.optimize.fused import BASE_OP_OF, expand_fused_ops
+    from converter.graph.optimize.unfuse import BASE_OP_OF, expand_fused_ops
     if any(node.op in BASE_OP_OF for node in graph_def.node):
         graph_def = expand_fused_ops(graph_def, output_node_names)
     probe = _Graph(list(graph_def.node), "graph", shapes=lambda: static_shapes(graph_def))
@@ -1540,7 +1540,7 @@ def rewrite_semantics(graph_def, output_node_names):
 def _final_shapes(graph_def):
     """Static shapes of a final graph (TF.js-only fused ops expanded back to TF ops)."""
     from converter.graph.optimize.editor import static_shapes
-    from converter.graph.optimize.fused import expand_fused_ops
+    from converter.graph.optimize.unfuse import expand_fused_ops
     try:
         return static_shapes(expand_fused_ops(graph_def, []))
     except UnsupportedOpError:

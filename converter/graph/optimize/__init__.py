@@ -7,7 +7,7 @@ has already simplified. Each pass is a pure function
 
 What comes out is what TF.js 4.22 executes on both the cpu and the wasm
 backend: fused ops only ever carry a rank-1 constant bias and an activation
-both backends implement (see ``fused.py``). Graph outputs keep their names
+both backends implement (see ``unfuse.py``). Graph outputs keep their names
 and values; numerics change only by float32 rounding of the folded weights.
 """
 
@@ -17,7 +17,7 @@ from converter.graph.optimize.batch_norm import (decompose_batch_norms, fold_aff
                                                  push_constant_adds_into_convs)
 from converter.graph.optimize.editor import GraphEditor, parse_input
 from converter.graph.optimize.fuse import fuse_conv_bias_activation
-from converter.graph.optimize.fused import expand_fused_ops
+from converter.graph.optimize.unfuse import expand_fused_ops
 from converter.graph.optimize.prelu import fuse_prelu
 
 Pass = Callable[[object, Sequence[str]], object]

@@ -32,7 +32,7 @@ import numpy as np
 
 from converter.graph.optimize.editor import (GraphEditor, attr_b, attr_f, attr_s, attr_type,
                                              dtype_enum, parse_input)
-from converter.graph.optimize.fused import per_channel
+from converter.graph.optimize.unfuse import per_channel
 
 _FOLDABLE = ("Conv2D", "DepthwiseConv2dNative", "MatMul")
 _BATCH_NORMS = ("FusedBatchNorm", "FusedBatchNormV2", "FusedBatchNormV3")

@@ -5,7 +5,7 @@
 ``fused_ops = [BiasAdd]`` or ``[BiasAdd, <activation>]`` (a zero bias is added
 when the graph has none, which both backends and TF accept).
 
-Guarantees (see ``fused.py`` for where each limit comes from):
+Guarantees (see ``unfuse.py`` for where each limit comes from):
 
 - the bias is a Const of shape ``[output channels]``: never a residual
   ``Add`` or a rank > 1 tensor (TF.js wasm throws on those);
@@ -22,8 +22,8 @@ import numpy as np
 from converter.graph.optimize.batch_norm import weights_layout
 from converter.graph.optimize.editor import (GraphEditor, attr_s, attr_type, copy_attrs,
                                              set_string_list)
-from converter.graph.optimize.fused import (FUSABLE_ACTIVATIONS, FUSED_CONV2D, FUSED_OP_OF, PRELU,
-                                            base_attrs, per_channel)
+from converter.graph.optimize.unfuse import (FUSABLE_ACTIVATIONS, FUSED_CONV2D, FUSED_OP_OF, PRELU,
+                                             base_attrs, per_channel)
 
 _FLOAT = 1  # DT_FLOAT
 

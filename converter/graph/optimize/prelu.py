@@ -13,7 +13,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from converter.graph.optimize.editor import GraphEditor, attr_type, parse_input, static_shapes
-from converter.graph.optimize.fused import PRELU
+from converter.graph.optimize.unfuse import PRELU
 
 _FLOAT = 1  # DT_FLOAT
 
