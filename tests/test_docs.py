@@ -221,8 +221,8 @@ def test_every_exported_symbol_has_a_section(rel):
 def test_defs_exports_the_public_api():
     # The names docs/rules.md and users' BUILD files load; renaming one breaks them.
     assert sorted(exported_symbols("defs.bzl")) == [
-        "TfjsModelFileInfo", "TfjsModelInfo", "onnx_model", "tfjs_model", "tfjs_model_test",
-        "tfjs_py_run", "tflite_model"]
+        "TfjsModelFileInfo", "TfjsModelInfo", "onnx_model", "tfjs_converter_binary", "tfjs_model",
+        "tfjs_model_test", "tfjs_py_run", "tflite_model"]
 
 
 @pytest.mark.parametrize("heading,rel,rule", _RULES, ids=[r[2] for r in _RULES])
