@@ -10,7 +10,7 @@ mapped by ``SIZES``), the values seeded per 16 MiB block (``block_values``), so
 a sampled value can be recomputed without the model (``expected_value``).
 
 Paths measured (each a fresh ``python -m converter`` process, spawn to exit;
-peak RSS is the child's ``ru_maxrss`` from ``wait4``):
+peak RSS is the child's ``ru_maxrss`` from ``wait4``, spawned by a small launcher):
 
 - ``.h5`` (Keras 3 and Keras 2 layouts) and ``.keras`` -> tfjs_layers_model;
 - tfjs_layers_model -> tfjs_layers_model (re-shard to 64 MiB shards);
@@ -247,19 +247,31 @@ def build_saved_model(out_path: str) -> None:
 
 # -- measuring --------------------------------------------------------------------------
 
+# Spawns the command given as arguments and prints "<wall s> <peak RSS KiB>". A
+# child forked from a large process (a pytest worker with TensorFlow loaded)
+# counts that process's pages in its own ru_maxrss until exec; forked from this
+# small launcher, it does not.
+_LAUNCHER = """
+import os, subprocess, sys, time
+start = time.perf_counter()
+proc = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL)
+_, status, usage = os.wait4(proc.pid, 0)
+print(time.perf_counter() - start, usage.ru_maxrss)
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
 def run_converter(args: Sequence[str]) -> Tuple[int, str, float, float]:
     """Runs ``python -m converter ARGS``: ``(exit code, stderr, wall s, peak RSS bytes)``."""
-    start = time.perf_counter()
     with tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen([sys.executable, "-m", "converter", *map(str, args)],
-                                stdout=subprocess.DEVNULL, stderr=err,
-                                env=dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3"))
-        _, status, usage = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - start
-        proc.returncode = os.waitstatus_to_exitcode(status)
+        proc = subprocess.run([sys.executable, "-c", _LAUNCHER, sys.executable, "-m", "converter",
+                               *map(str, args)],
+                              stdout=subprocess.PIPE, stderr=err, text=True,
+                              env=dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3"))
         err.seek(0)
         text = err.read().decode(errors="replace")
-    return proc.returncode, text, wall, usage.ru_maxrss * 1024.0
+    wall, rss_kib = proc.stdout.split()
+    return proc.returncode, text, float(wall), float(rss_kib) * 1024.0
 
 
 def stream_digest(model_dir: str) -> str:

@@ -163,12 +163,17 @@ def sources(runtime_env, tmp_path_factory) -> Dict[str, pathlib.Path]:
     layers = models / "tfjs_layers"
     proc = _cli(runtime_env, [models / "keras3.h5", layers], base)
     assert proc.returncode == 0, proc.stderr
+    graph = models / "tfjs_graph"
+    proc = _cli(runtime_env, ["--output_format=tfjs_graph_model", models / "keras3.h5", graph],
+                base)
+    assert proc.returncode == 0, proc.stderr
     return {
         "keras": models / "keras3.h5",
         "keras2": models / "keras2.h5",
         "keras_keras": models / "keras3.keras",
         "keras_saved_model": models / "keras_saved_model",
         "tfjs_layers_model": layers / "model.json",
+        "tfjs_graph_model": graph / "model.json",
         "tf_saved_model": models / "tf_saved_model",
         "tf_hub": models / "tf_hub",
         "tf_frozen_model": models / "frozen.pb",
@@ -178,7 +183,8 @@ def sources(runtime_env, tmp_path_factory) -> Dict[str, pathlib.Path]:
 # (input format, source in `sources`) for each input format; `keras` has two sources.
 _SOURCES = {"keras": ("keras", "keras2")}
 _EXTRA_FLAGS = {"tf_frozen_model": ["--output_node_names=probs"]}
-_OUTPUT_NAMES = {"keras": "out.h5", "keras_keras": "out.keras"}
+_OUTPUT_NAMES = {"keras": "out.h5", "keras_keras": "out.keras", "tflite": "out.tflite",
+                 "onnx": "out.onnx"}
 
 CASES = [(i, o, s) for i, o in api.supported_pairs() for s in _SOURCES.get(i, (i,))]
 
@@ -188,8 +194,8 @@ def test_every_supported_pair_is_covered():
     assert len(pairs) == len(set(pairs)) >= 19, pairs
     assert {(i, o) for i, o, _ in CASES} == set(pairs)
     assert {i for i, _ in pairs} == {"keras", "keras_keras", "keras_saved_model",
-                                     "tfjs_layers_model", "tf_saved_model", "tf_hub",
-                                     "tf_frozen_model"}
+                                     "tfjs_layers_model", "tfjs_graph_model", "tf_saved_model",
+                                     "tf_hub", "tf_frozen_model"}
 
 
 def test_env_has_the_pinned_tfjs_packages(runtime_env):
@@ -205,11 +211,14 @@ def test_env_has_the_pinned_tfjs_packages(runtime_env):
 
 def test_runtime_env_holds_only_the_lock(runtime_env):
     """pip freeze of the env equals the lock's pins: nothing from elsewhere leaked in."""
-    pins = {m.group(1).lower().replace("_", "-"): m.group(2)
+    def canonical(name):  # PEP 503: runs of -, _ and . are one -
+        return re.sub(r"[-_.]+", "-", name).lower()
+
+    pins = {canonical(m.group(1)): m.group(2)
             for m in re.finditer(r"^([A-Za-z0-9_.-]+)==(\S+)", LOCK.read_text(), re.M)}
     proc = _run([runtime_env / "bin" / "python3", "-I", "-m", "pip", "list",
                  "--format=freeze", "--disable-pip-version-check"], 120)
-    installed = {line.split("==")[0].lower().replace("_", "-"): line.split("==")[1]
+    installed = {canonical(line.split("==")[0]): line.split("==")[1]
                  for line in proc.stdout.split() if "==" in line}
     installed.pop("pip", None)  # the venv's own, from ensurepip
     assert installed == pins
@@ -221,7 +230,10 @@ def test_cli_converts_in_runtime_env(runtime_env, sources, tmp_path, input_forma
                                      output_format, source):
     out = tmp_path / _OUTPUT_NAMES.get(output_format, "out")
     args = ["--input_format=%s" % input_format, "--output_format=%s" % output_format]
-    tfjs_output = output_format in ("tfjs_layers_model", "tfjs_graph_model")
+    # --verify compares TF.js with TensorFlow; a graph model re-sharded is copied, so
+    # it has no TensorFlow side to compare (the converter says so, exit 2).
+    tfjs_output = output_format in ("tfjs_layers_model", "tfjs_graph_model") \
+        and input_format != "tfjs_graph_model"
     if tfjs_output:
         # What tfjs_model does by default: TF.js from the environment's own Node and npm
         # packages (TFJS_CONVERTER_HERMETIC: never the host's), against the source in TF.
@@ -240,6 +252,13 @@ def test_cli_converts_in_runtime_env(runtime_env, sources, tmp_path, input_forma
         assert out.read_bytes()[:8] == b"\x89HDF\r\n\x1a\n"
     elif output_format == "keras_keras":
         assert out.read_bytes()[:4] == b"PK\x03\x04"
+    elif output_format == "tflite":
+        assert out.read_bytes()[4:8] == b"TFL3"  # the flatbuffer's file identifier
+    elif output_format == "onnx":
+        assert out.read_bytes()[:1] == b"\x08"  # ModelProto field 1 (ir_version), varint
+    elif output_format in ("tf_saved_model", "keras_saved_model"):
+        names = sorted(p.name for p in out.iterdir())
+        assert "saved_model.pb" in names and "variables" in names, names
     else:
         names = sorted(p.name for p in out.iterdir())
         assert "model.json" in names and "group1-shard1of1.bin" in names, names
