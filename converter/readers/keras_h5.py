@@ -326,6 +326,39 @@ def attr_text(value: Any) -> str:
     return str(value)
 
 
+# An attribute may declare at most this many bytes in memory (elements times
+# the element size): h5py allocates the whole array before libhdf5 reads a byte,
+# so a damaged dataspace would otherwise cost gigabytes. Keras splits list
+# attributes into chunks under the 64 KiB object-header limit; the largest
+# model_config is under 1 MiB.
+MAX_ATTRIBUTE_BYTES = 64 << 20
+
+
+def read_attr(attrs, name: str) -> Any:
+    """``attrs[name]``, refused (InvalidModelError) if its declared size is absurd."""
+    aid = attrs.get_id(name)
+    elements = 1
+    for d in aid.shape or ():
+        elements *= int(d)
+    declared = elements * max(int(aid.dtype.itemsize), 1)
+    if declared > MAX_ATTRIBUTE_BYTES:
+        where = getattr(getattr(attrs, "_id", None), "name", None) or "/"
+        raise InvalidModelError(
+            "%s: attribute %r of %s declares %d elements (%d bytes), over the %d-byte limit; "
+            "the file is corrupt" % (attrs_file(attrs), name, where.decode("utf-8", "replace")
+                                     if isinstance(where, bytes) else where, elements, declared,
+                                     MAX_ATTRIBUTE_BYTES))
+    return attrs[name]
+
+
+def attrs_file(attrs) -> str:
+    try:
+        return h5py.h5f.get_name(attrs._id.fid if hasattr(attrs._id, "fid") else attrs._id).decode(
+            "utf-8", "replace")
+    except Exception:  # pylint: disable=broad-except  (only for the message)
+        return "HDF5 file"
+
+
 def attr_list(group: h5py.Group, name: str) -> List[str]:
     """A string-list attribute, reassembled if Keras split it.
 
@@ -333,16 +366,16 @@ def attr_list(group: h5py.Group, name: str) -> List[str]:
     ``name0``, ``name1``, ... chunks.
     """
     if name in group.attrs:
-        chunks = [group.attrs[name]]
+        chunks = [read_attr(group.attrs, name)]
     else:
         chunks = []
         while "%s%d" % (name, len(chunks)) in group.attrs:
-            chunks.append(group.attrs["%s%d" % (name, len(chunks))])
+            chunks.append(read_attr(group.attrs, "%s%d" % (name, len(chunks))))
     return [attr_text(v) for chunk in chunks for v in np.asarray(chunk).reshape(-1)]
 
 
 def json_attr(attrs, name: str, where: str) -> Any:
-    return jsonio.loads(attr_text(attrs[name]), "%s: attribute %r" % (where, name))
+    return jsonio.loads(attr_text(read_attr(attrs, name)), "%s: attribute %r" % (where, name))
 
 
 def layers_model(translated: TranslatedModel, tensors: Sequence[Tensor],
@@ -372,9 +405,9 @@ def _read_full_model(f: h5py.File, path: str) -> LayersModel:
     # Keras writes the version on the root and on model_weights; old files only
     # on one of them.
     version_attrs = f.attrs if "keras_version" in f.attrs else weights.attrs
-    keras_version = attr_text(version_attrs["keras_version"]) \
+    keras_version = attr_text(read_attr(version_attrs, "keras_version")) \
         if "keras_version" in version_attrs else None
-    backend = attr_text(f.attrs["backend"]) if "backend" in f.attrs else None
+    backend = attr_text(read_attr(f.attrs, "backend")) if "backend" in f.attrs else None
     training_config = json_attr(f.attrs, "training_config", path) \
         if "training_config" in f.attrs else None
     translated = keras_config.translate_model_config(model_config, keras_version, path)
