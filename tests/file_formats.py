@@ -19,10 +19,12 @@ Use::
 
 import dataclasses
 import pathlib
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
+import pytest
 
+import test_graph_input_published as tp
 import test_graph_parity as gp
 import tfjs_node
 from converter import api
@@ -143,6 +145,91 @@ def run_onnx(path: pathlib.Path, inputs: Dict[str, np.ndarray]) -> Dict[str, np.
 def compare(what: str, got: Dict[str, np.ndarray], want: Dict[str, np.ndarray]) -> float:
     """Asserts ``got`` matches the TF.js reference ``want``; returns the max abs error."""
     return _compare(what, got, want)
+
+
+def _module_params(request, name: str) -> List[object]:
+    """The values of parameter ``name`` over the calling module's selected tests."""
+    out = []
+    for item in request.session.items:
+        callspec = getattr(item, "callspec", None)
+        if (callspec is not None and item.module is request.module and name in callspec.params
+                and callspec.params[name] not in out):
+            out.append(callspec.params[name])
+    return out
+
+
+def case_references(request, tmp: pathlib.Path, always=()) -> Dict[str, Reference]:
+    """References of the cases the calling module's selected tests take as ``case``, plus
+    ``always`` (case ids other tests of the module use), all in one TF.js process."""
+    wanted = [c for c in _module_params(request, "case") if isinstance(c, Case)]
+    wanted += [CASES[i] for i in always if CASES[i] not in wanted]
+    return references(wanted, tmp)
+
+
+def case_params() -> List[object]:
+    """Every case as a pytest param (``slow`` ones marked)."""
+    return [pytest.param(c, id=c.id, marks=[pytest.mark.slow] if c.slow else [])
+            for c in CASES.values()]
+
+
+# -- published models (tests/test_graph_input_published.py) ----------------------------
+
+# Known refusals of published models, by output format: the exact error after
+# "<model dir>: ". handtrack's NMS sits in lowered (v1) while loops, which the
+# SavedModel keeps in a function tf2onnx does not inline (as embedding_lstm-lowered).
+PUBLISHED_REFUSED = {
+    ("onnx", "handtrack"): _LOWERED_LOOP_ONNX,
+}
+
+
+def published_params() -> List[object]:
+    """Every published model's name as a pytest param (slow ones marked)."""
+    return [pytest.param(p.name, id=p.name, marks=[pytest.mark.slow] if p.slow else [])
+            for p in tp.PUBLISHED]
+
+
+@dataclasses.dataclass
+class PublishedReference:
+    """A published graph model in a directory of its own, seeded inputs, TF.js outputs."""
+
+    spec: "tp.Published"
+    model_dir: pathlib.Path
+    inputs: Dict[str, np.ndarray]
+    expected: Dict[str, np.ndarray]
+
+    def refused(self, output_format: str) -> Optional[str]:
+        return PUBLISHED_REFUSED.get((output_format, self.spec.name))
+
+    def compare(self, what: str, got: Dict[str, np.ndarray]) -> float:
+        """Asserts ``got`` (keyed either way, see by_signature_key) matches TF.js; returns
+        the max abs error. The spec's ``magnitude_scaled`` reason applies here too."""
+        got = by_signature_key(got, self.expected)
+        if self.spec.magnitude_scaled is None:
+            return compare("%s: %s" % (self.spec.name, what), got, self.expected)
+        return tp._compare_scaled_by_max(self.spec, got, self.expected)
+
+
+def published_references(request, published_models: pathlib.Path,
+                         tmp: pathlib.Path) -> Dict[str, PublishedReference]:
+    """References of the published models the calling module's selected tests take as
+    ``published``, all in one TF.js process."""
+    specs = {p.name: p for p in tp.PUBLISHED}
+    runs: List[Tuple[str, pathlib.Path, Dict[str, np.ndarray], List[str]]] = []
+    for name in sorted(_module_params(request, "published")):
+        model_dir = tp._model_dir(published_models, name, tmp)
+        runs.append((name, model_dir, tp._inputs(model_dir), tp._output_keys(model_dir)))
+    results = tfjs_node.run_jobs([
+        tfjs_node.Job(d, tp._tfjs_inputs(i), backend="cpu", kind="graph", method="executeAsync",
+                      output_names=k, job_id=n) for n, d, i, k in runs])
+    return {n: PublishedReference(specs[n], d, i, dict(zip(r.check().output_names, r.outputs)))
+            for (n, d, i, _), r in zip(runs, results)}
+
+
+def by_signature_key(got: Dict[str, np.ndarray], keys) -> Dict[str, np.ndarray]:
+    """``got`` keyed as ``keys`` are: output keys stay as the model names them
+    (``Identity:0``) and no signature key is renamed twice, so either spelling
+    identifies the output."""
+    return {k: got[k] if k in got else got[signature_key(k)] for k in keys}
 
 
 TOLERANCE = GRAPH_INPUT

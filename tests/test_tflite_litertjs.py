@@ -8,13 +8,10 @@ the graph-input tolerance (1e-4 abs + 1e-4 rel, tests/tolerances.py).
 tests/test_tflite_output.py checks the same files in ai_edge_litert.
 """
 
-import numpy as np
 import pytest
 
 import file_formats as ff
 import litertjs_runner as lr
-import test_graph_input_published as tp
-import tfjs_node
 from converter import api
 from test_graph_input_published import published_models  # noqa: F401  (fixture)
 
@@ -60,18 +57,18 @@ def test_tflite_in_litertjs_matches_tfjs(case_id, refs, tmp_path):
     print("%s: LiteRT.js max abs error %.3g" % (case_id, error))
 
 
-def test_published_graph_model_tflite_in_litertjs(published_models, tmp_path):  # noqa: F811
+@pytest.fixture(scope="module")
+def published_refs(request, published_models, tmp_path_factory):  # noqa: F811
+    return ff.published_references(request, published_models,
+                                   tmp_path_factory.mktemp("litertjs_published"))
+
+
+@pytest.mark.parametrize("published", ["blazeface"])
+def test_published_graph_model_tflite_in_litertjs(published, published_refs, tmp_path):
     """blazeface (published TF.js graph model, no signature, four outputs)."""
-    model_dir = tp._model_dir(published_models, "blazeface", tmp_path)
-    inputs, keys = tp._inputs(model_dir), tp._output_keys(model_dir)
-    (want,) = tfjs_node.run_jobs([tfjs_node.Job(model_dir, tp._tfjs_inputs(inputs), backend="cpu",
-                                                kind="graph", method="executeAsync",
-                                                output_names=keys, job_id="blazeface")])
-    expected = dict(zip(want.check().output_names, want.outputs))
-    out = tmp_path / "blazeface.tflite"
-    api.convert(str(model_dir), str(out), output_format="tflite", tflite_batch_size=1)
-    got = _run(out, ff.saved_model_inputs(inputs))
-    got = {k: got[k] if k in got else got[ff.signature_key(k)] for k in expected}
-    error = ff.compare("blazeface: .tflite in LiteRT.js vs published model (TF.js)", got, expected)
-    assert np.isfinite(error)
-    print("blazeface: LiteRT.js max abs error %.3g" % error)
+    ref = published_refs[published]
+    out = tmp_path / "model.tflite"
+    api.convert(str(ref.model_dir), str(out), output_format="tflite", tflite_batch_size=1)
+    error = ref.compare(".tflite in LiteRT.js vs published model (TF.js)",
+                        _run(out, ff.saved_model_inputs(ref.inputs)))
+    print("%s: LiteRT.js max abs error %.3g" % (published, error))

@@ -29,34 +29,13 @@ from converter.errors import UnsupportedOpError
 from converter.writers import tflite as wt
 from test_graph_input_published import published_models  # noqa: F401  (fixture)
 
-# Published models: (name, slow). antispoof: float16 weights and a dynamic batch;
-# blazeface: no signature (Placeholders and sinks), four outputs.
-PUBLISHED = [("antispoof", False), ("blazeface", False), ("emotion", True),
-             ("movenet-lightning", True), ("faceres", True), ("iris", True),
-             ("facemesh", True), ("handlandmark-lite", True), ("liveness", True)]
-
-
+# Small cases the tests below use besides the parity ones.
 ALWAYS = ("multi_io", "dict_outputs", "embedding_lstm-cfv2", "hash_table")
-
-
-def _selected_cases(session):
-    out = {}
-    for item in session.items:
-        callspec = getattr(item, "callspec", None)
-        if callspec is not None and item.module.__name__ == __name__:
-            case = callspec.params.get("case")
-            if isinstance(case, ff.Case):
-                out[case.id] = case
-    return list(out.values())
 
 
 @pytest.fixture(scope="module")
 def refs(request, tmp_path_factory) -> Dict[str, ff.Reference]:
-    wanted = _selected_cases(request.session)
-    for extra in ALWAYS:  # small cases the other tests use
-        if ff.CASES[extra] not in wanted:
-            wanted.append(ff.CASES[extra])
-    return ff.references(wanted, tmp_path_factory.mktemp("tflite_refs"))
+    return ff.case_references(request, tmp_path_factory.mktemp("tflite_refs"), ALWAYS)
 
 
 @pytest.fixture
@@ -78,8 +57,7 @@ def _cli(capsys, *args):
 # -- parity with TF.js --------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("case", [pytest.param(c, id=c.id, marks=[pytest.mark.slow] if c.slow
-                                               else []) for c in ff.CASES.values()])
+@pytest.mark.parametrize("case", ff.case_params())
 def test_graph_model_tflite_matches_tfjs(case, refs, tmp_path):
     ref = refs[case.id]
     out = tmp_path / "model.tflite"
@@ -98,39 +76,17 @@ def test_graph_model_tflite_matches_tfjs(case, refs, tmp_path):
 
 @pytest.fixture(scope="module")
 def published_refs(request, published_models, tmp_path_factory):  # noqa: F811
-    names = set()
-    for item in request.session.items:
-        callspec = getattr(item, "callspec", None)
-        if callspec is not None and item.module.__name__ == __name__:
-            if "published" in callspec.params:
-                names.add(callspec.params["published"])
-    tmp = tmp_path_factory.mktemp("tflite_published")
-    runs = {}
-    for name in sorted(names):
-        model_dir = tp._model_dir(published_models, name, tmp)
-        runs[name] = (model_dir, tp._inputs(model_dir), tp._output_keys(model_dir))
-    results = tfjs_node.run_jobs([
-        tfjs_node.Job(d, tp._tfjs_inputs(i), backend="cpu", kind="graph", method="executeAsync",
-                      output_names=k, job_id=n) for n, (d, i, k) in runs.items()])
-    return {n: (d, i, dict(zip(r.check().output_names, r.outputs)))
-            for (n, (d, i, _)), r in zip(runs.items(), results)}
+    return ff.published_references(request, published_models,
+                                   tmp_path_factory.mktemp("tflite_published"))
 
 
-def _by_signature_key(got: Dict[str, np.ndarray], keys) -> Dict[str, np.ndarray]:
-    # Output keys stay as the model names them (``Identity:0``); no signature key
-    # is renamed twice, so either spelling identifies the output.
-    return {k: got[k] if k in got else got[ff.signature_key(k)] for k in keys}
-
-
-@pytest.mark.parametrize("published", [pytest.param(n, id=n, marks=[pytest.mark.slow] if slow
-                                                    else []) for n, slow in PUBLISHED])
+@pytest.mark.parametrize("published", ff.published_params())
 def test_published_graph_model_tflite_matches_tfjs(published, published_refs, tmp_path):
-    model_dir, inputs, expected = published_refs[published]
+    ref = published_refs[published]
     out = tmp_path / "model.tflite"
-    api.convert(str(model_dir), str(out), output_format="tflite")
-    got = _by_signature_key(ff.run_tflite(out, ff.saved_model_inputs(inputs)), expected)
-    error = ff.compare("%s: .tflite (LiteRT) vs published model (TF.js)" % published, got,
-                       expected)
+    api.convert(str(ref.model_dir), str(out), output_format="tflite")
+    error = ref.compare(".tflite (LiteRT) vs published model (TF.js)",
+                        ff.run_tflite(out, ff.saved_model_inputs(ref.inputs)))
     print("%s: tflite max abs error %.3g (%d bytes)" % (published, error, out.stat().st_size))
 
 
@@ -138,10 +94,10 @@ def test_published_graph_model_tflite_matches_tfjs(published, published_refs, tm
 def test_quantize_float16_keeps_float16_weights(published, published_refs, tmp_path):
     """A float16 graph model -> --quantize_float16 .tflite: float16 buffers, TF.js's outputs."""
     from tensorflow.lite.python import schema_py_generated as schema
-    model_dir, inputs, expected = published_refs[published]
+    ref = published_refs[published]
     full, half = tmp_path / "f32.tflite", tmp_path / "f16.tflite"
-    api.convert(str(model_dir), str(full), output_format="tflite")
-    api.convert(str(model_dir), str(half), output_format="tflite", quantize_float16=())
+    api.convert(str(ref.model_dir), str(full), output_format="tflite")
+    api.convert(str(ref.model_dir), str(half), output_format="tflite", quantize_float16=())
     model = schema.Model.GetRootAsModel(half.read_bytes(), 0)
     graph = model.Subgraphs(0)
     types = [graph.Tensors(i).Type() for i in range(graph.TensorsLength())]
@@ -151,8 +107,8 @@ def test_quantize_float16_keeps_float16_weights(published, published_refs, tmp_p
     # The weights are float16 in the published files too: same values, half the bytes.
     assert half.stat().st_size < 0.55 * full.stat().st_size, (half.stat().st_size,
                                                                full.stat().st_size)
-    got = _by_signature_key(ff.run_tflite(half, ff.saved_model_inputs(inputs)), expected)
-    error = ff.compare("%s float16: .tflite vs TF.js" % published, got, expected)
+    error = ref.compare("float16 .tflite vs TF.js",
+                        ff.run_tflite(half, ff.saved_model_inputs(ref.inputs)))
     print("%s: float16 tflite %d float16 tensors, %d vs %d bytes, max abs error %.3g"
           % (published, f16, half.stat().st_size, full.stat().st_size, error))
 
