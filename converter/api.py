@@ -151,6 +151,7 @@ _SCOPED_OPTIONS: List[Tuple[str, Callable[[str, str], bool], str]] = [
     ("tflite_select_tf_ops", lambda i, o: o == rq.TFLITE, "--output_format tflite"),
     ("tflite_batch_size", lambda i, o: o == rq.TFLITE, "--output_format tflite"),
     ("onnx_opset", lambda i, o: o == rq.ONNX, "--output_format onnx"),
+    ("onnx_external_data", lambda i, o: o == rq.ONNX, "--output_format onnx"),
     ("dequantize", lambda i, o: o in rq.TFJS_OUTPUTS and i in (rq.TFJS_LAYERS_MODEL,
                                                              rq.TFJS_GRAPH_MODEL),
      "a TF.js input and output format"),

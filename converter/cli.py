@@ -131,6 +131,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "static input shapes); default keeps it dynamic")
     p.add_argument("--onnx_opset", type=_shard_size, metavar="N",
                    help="onnx output: the ONNX opset (default: the writer's)")
+    _add_bool(p, "onnx_external_data",
+              help="onnx output: weights in <output>.data beside the .onnx, always (true) or "
+              "never (false: refuse a model over 2 GB); default only over 2 GB")
     _add_bool(p, "dequantize",
               help="TF.js input and output: write quantized weights as float32")
     p.add_argument("--version", "-v", action="store_true", help="print versions and exit")
@@ -232,6 +235,7 @@ def request_from_args(args: argparse.Namespace) -> rq.ConversionRequest:
         tflite_select_tf_ops=args.tflite_select_tf_ops,
         tflite_batch_size=args.tflite_batch_size,
         onnx_opset=args.onnx_opset,
+        onnx_external_data=args.onnx_external_data,
         dequantize=args.dequantize,
     )
 

@@ -98,6 +98,11 @@ class ConversionRequest:
         refuses to feed from a ``[1, ...]`` buffer.
       onnx_opset: ONNX opset of an ``onnx`` output; ``None`` means the writer's
         documented default.
+      onnx_external_data: where an ``onnx`` output's weights go. ``None``: into
+        ``<output>.data`` beside it only when the model is over 2 GB (what one
+        protobuf can hold); ``True``: always there (the file is written even
+        when no tensor needs it, so a build can declare it); ``False``: never,
+        and a model over 2 GB is refused.
       dequantize: write quantized weights of a TF.js input as float32 (TF.js
         outputs; without it, weights no quantize flag names keep their storage).
     """
@@ -125,6 +130,7 @@ class ConversionRequest:
     tflite_select_tf_ops: bool = False
     tflite_batch_size: Optional[int] = None
     onnx_opset: Optional[int] = None
+    onnx_external_data: Optional[bool] = None
     dequantize: bool = False
 
     def quantization_patterns(self) -> Dict[str, Optional[Tuple[str, ...]]]:

@@ -146,7 +146,7 @@ def test_opset_out_of_range_is_a_usage_error(small, tmp_path, capsys, opset):
 def test_external_data_over_the_threshold(refs, tmp_path, monkeypatch):
     """Over the threshold (lowered to 0 here) the weights go to <output>.data, one file.
 
-    tf2onnx keeps tensors under 1 KiB inline; cnn_bn's second conv kernel
+    tf2onnx keeps tensors of up to 1024 elements inline; cnn_bn's second conv kernel
     (3x3x8x16 float32) and dense kernel are over it.
     """
     small = refs["cnn_bn"]
@@ -173,6 +173,44 @@ def test_external_data_over_the_threshold(refs, tmp_path, monkeypatch):
     monkeypatch.setattr(wo, "EXTERNAL_DATA_THRESHOLD", 2 ** 40)
     api.convert(str(small.graph), str(first), output_format="onnx")
     assert sorted(p.name for p in first.parent.iterdir()) == ["model.onnx"]
+
+
+def test_external_data_asked_for_and_forbidden(refs, tmp_path, monkeypatch, capsys):
+    """--onnx_external_data true: <output>.data under the threshold too (a build declares
+    it; empty when no tensor is over tf2onnx's 1024-element inline limit); false: over the
+    threshold is refused in one line, the previous output and no data file left."""
+    import onnx
+    cnn, small = refs["cnn_bn"], refs["multi_io"]
+    out = tmp_path / "a" / "model.onnx"
+    api.convert(str(cnn.graph), str(out), output_format="onnx", onnx_external_data=True)
+    assert sorted(p.name for p in out.parent.iterdir()) == ["model.onnx", "model.onnx.data"]
+    assert out.with_name("model.onnx.data").stat().st_size >= 3 * 3 * 8 * 16 * 4
+    error = ff.compare("cnn_bn --onnx_external_data: .onnx vs TF.js",
+                       ff.run_onnx(out, ff.saved_model_inputs(cnn.inputs)), cnn.expected)
+    tiny = tmp_path / "b" / "model.onnx"
+    api.convert(str(small.graph), str(tiny), output_format="onnx", onnx_external_data=True)
+    external = [t for t in onnx.load(str(tiny), load_external_data=False).graph.initializer
+                if t.data_location == onnx.TensorProto.EXTERNAL]
+    data_size = tiny.with_name("model.onnx.data").stat().st_size
+    assert (len(external) == 0) == (data_size == 0), (len(external), data_size)
+    ff.compare("multi_io --onnx_external_data: .onnx vs TF.js",
+               ff.run_onnx(tiny, ff.saved_model_inputs(small.inputs)), small.expected)
+    # Forbidden over the threshold (lowered to 0): refused, the previous files stay.
+    monkeypatch.setattr(wo, "EXTERNAL_DATA_THRESHOLD", 0)
+    before = {p.name: p.read_bytes() for p in out.parent.iterdir()}
+    code, err = _cli(capsys, "--output_format=onnx", "--onnx_external_data=false", cnn.graph, out)
+    assert code == 1
+    assert err.startswith("tfjs_converter: error: %s: cannot convert to ONNX without external "
+                          "data: the model's graph and weights take " % cnn.graph), err
+    assert err.endswith("one ONNX protobuf holds under 2 GiB; allow external data "
+                        "(--onnx_external_data, or external_data = True on onnx_model)\n"), err
+    assert {p.name: p.read_bytes() for p in out.parent.iterdir()} == before
+    # Not forbidden (false, under the threshold): the stale data file goes.
+    monkeypatch.setattr(wo, "EXTERNAL_DATA_THRESHOLD", 2 ** 40)
+    api.convert(str(cnn.graph), str(out), output_format="onnx", onnx_external_data=False)
+    assert sorted(p.name for p in out.parent.iterdir()) == ["model.onnx"]
+    print("cnn_bn external data asked for: max abs error %.3g; multi_io: %d external tensors, "
+          "%d bytes of data" % (error, len(external), data_size))
 
 
 # -- refusals -------------------------------------------------------------------------------------

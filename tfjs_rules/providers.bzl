@@ -26,6 +26,8 @@ TfjsModelFileInfo = provider(
     doc = "A model converted to one file by tflite_model or onnx_model.",
     fields = {
         "file": "File: the output, `<name>.tflite` or `<name>.onnx`.",
+        "external_data": "File or None: `<name>.onnx.data`, the weights of an onnx_model " +
+                         "with external_data = True (beside `file`, which names it).",
         "format": "string: the output format, 'tflite' or 'onnx'.",
         "source": "Label: the src the model was converted from.",
         "source_file": "File: what identifies the source model in src (as TfjsModelInfo's " +

@@ -16,9 +16,11 @@ signature and converts it; this module adds what it lacks:
   (tf2onnx's process-wide counter, tensorflow-onnx#1789, and the survivor
   names of merged nodes, which follow hash-map order, vary from run to run),
   sorts hash-table maps and clears doc strings;
-* models over 2 GB (``EXTERNAL_DATA_THRESHOLD``): converted with tf2onnx's
+* models over 2 GB (``EXTERNAL_DATA_THRESHOLD``), or any model when
+  ``onnx_external_data`` asks (a build that declares the file; false refuses
+  a model over 2 GB instead): converted with tf2onnx's
   large-model mode (with ``numpy.product``, which it still calls, aliased for
-  the run), the weights over 1 KiB written beside the model as
+  the run), the tensors of over 1024 elements written beside the model as
   ``<output>.data`` (ONNX external data, one file, 64-byte aligned), which ONNX
   Runtime loads from the same directory;
 * ONNX Runtime's needs: ``Loop`` bodies whose iteration-count input tf2onnx
@@ -357,28 +359,37 @@ def _all_tensors(graph):
 
 
 def write_onnx(saved_model_dir: str, output_path: str, request: rq.ConversionRequest,
-               check: Optional[Check] = None, where: Optional[str] = None,
-               large_model: Optional[bool] = None) -> str:
+               check: Optional[Check] = None, where: Optional[str] = None) -> str:
     """Writes the ``.onnx`` of a SavedModel to ``output_path`` (atomically).
 
     Args:
       saved_model_dir: the SavedModel (the input, or a temporary export of it).
-      output_path: the ``.onnx`` file; over 2 GB, also ``<output_path>.data``.
-      request: the conversion request (``onnx_opset``, ``signature_name``,
-        ``saved_model_tags`` apply).
+      output_path: the ``.onnx`` file; with external data (over 2 GB, or
+        ``request.onnx_external_data``), also ``<output_path>.data``.
+      request: the conversion request (``onnx_opset``, ``onnx_external_data``,
+        ``signature_name``, ``saved_model_tags`` apply).
       check: runs on the written temporary ``.onnx`` (``--verify``); raising
         keeps the previous output.
       where: what messages call the source (default ``request.input_path``).
-      large_model: force (or forbid) external data; default by size.
 
     Returns:
       What ``check`` returned ("" without one).
+
+    Raises:
+      ConversionError: over 2 GB with ``onnx_external_data`` false.
     """
     from converter.writers import isolated
     where = where or request.input_path
     opset_of(request)  # a usage error before anything is converted
+    size = saved_model_bytes(saved_model_dir)
+    large_model = request.onnx_external_data
     if large_model is None:
-        large_model = saved_model_bytes(saved_model_dir) > EXTERNAL_DATA_THRESHOLD
+        large_model = size > EXTERNAL_DATA_THRESHOLD
+    elif not large_model and size > EXTERNAL_DATA_THRESHOLD:
+        raise ConversionError(
+            "%s: cannot convert to ONNX without external data: the model's graph and weights "
+            "take %d bytes, one ONNX protobuf holds under 2 GiB; allow external data "
+            "(--onnx_external_data, or external_data = True on onnx_model)" % (where, size))
     data_path = output_path + EXTERNAL_DATA_SUFFIX
     # In a fresh process: TensorFlow's function-name counters reach tf2onnx's
     # names and node order (see converter/writers/isolated.py).
@@ -386,7 +397,7 @@ def write_onnx(saved_model_dir: str, output_path: str, request: rq.ConversionReq
                                       saved_model_dir, request, where,
                                       large_model, os.path.basename(data_path))
     summary = ""
-    if blob is None:
+    if blob is None and not request.onnx_external_data:
         with atomic_file(output_path) as tmp:
             with open(tmp, "wb") as f:
                 f.write(model_bytes)
@@ -395,10 +406,12 @@ def write_onnx(saved_model_dir: str, output_path: str, request: rq.ConversionReq
         _remove_stale(data_path)
         return summary
     with atomic_file(output_path) as tmp:
-        # The data file is moved in first (inner block), then the model.
+        # The data file is moved in first (inner block), then the model. Asked for
+        # and no tensor over tf2onnx's 1024-element inline limit: an empty data file, so
+        # the outputs a build declared all exist.
         with atomic_file(data_path) as tmp_data:
             with open(tmp_data, "wb") as f:
-                f.write(blob)
+                f.write(blob or b"")
             with open(tmp, "wb") as f:
                 f.write(model_bytes)
             if check is not None:

@@ -9,6 +9,9 @@ KIND:
   relu and Dense; every weight (biases and batch-norm statistics included)
   drawn from a seeded generator, so that no bias is zero and a graph
   conversion has real batch norms to fold and biases to fuse;
+- ``wide``: Dense 8->256 relu, Dense 256->4; its first kernel (2048
+  elements) is over tf2onnx's 1024-element inline limit, so ONNX external
+  data holds it;
 - ``broken``: not a model.
 
 OUT's extension picks the format: ``.h5`` (Keras HDF5) or ``.keras`` (Keras 3
@@ -134,8 +137,9 @@ def main(out: str, kind: str, saver: str = "") -> None:
             f.write(b"this is not a model\n")
         return
     name, _, seed = kind.partition("_")
-    if kind != "cnn" and (name != "mlp" or (seed and not seed.isdigit())):
-        raise SystemExit("make_model.py: KIND got %r, want mlp, mlp_<seed>, cnn or broken" % kind)
+    if kind not in ("cnn", "wide") and (name != "mlp" or (seed and not seed.isdigit())):
+        raise SystemExit("make_model.py: KIND got %r, want mlp, mlp_<seed>, cnn, wide or broken"
+                         % kind)
     is_file = out.endswith((".h5", ".keras"))
     keras2_h5 = saver == "tf_keras" and out.endswith(".h5")
     if not keras2_h5 and (is_file == bool(saver) or (saver and saver not in _SAVERS)):
@@ -146,7 +150,14 @@ def main(out: str, kind: str, saver: str = "") -> None:
         import tf_keras as keras
     else:
         import keras
-    model = _cnn(keras) if kind == "cnn" else _mlp(keras, kind, seed)
+    if kind == "cnn":
+        model = _cnn(keras)
+    elif kind == "wide":
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(256, activation="relu"),
+                                  keras.layers.Dense(4)], name=kind)
+    else:
+        model = _mlp(keras, kind, seed)
     if keras2_h5:
         model.save(out, save_format="h5")
         return

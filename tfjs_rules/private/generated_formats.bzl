@@ -92,6 +92,7 @@ OPTION_KINDS = {
     "input_format": "string",
     "input_path": "string",
     "metadata": "string_pairs",
+    "onnx_external_data": "bool",
     "onnx_opset": "int",
     "output_format": "string",
     "output_node_names": "string",
@@ -115,6 +116,7 @@ OPTION_KINDS = {
 # The fields that take None (null in a request file).
 NULLABLE_OPTIONS = [
     "input_format",
+    "onnx_external_data",
     "onnx_opset",
     "output_format",
     "output_node_names",
@@ -162,6 +164,7 @@ DEFAULTS = {
     "dequantize": False,
     "input_format": None,
     "metadata": [],
+    "onnx_external_data": None,
     "onnx_opset": None,
     "output_format": None,
     "output_node_names": None,
@@ -191,6 +194,7 @@ RULE_DEFAULTS = {
     "dequantize": False,
     "input_format": None,
     "metadata": [],
+    "onnx_external_data": None,
     "onnx_opset": None,
     "output_format": None,
     "output_node_names": None,

@@ -110,6 +110,10 @@ def _onnx_request(ctx):
         ) + "the default", attr = "opset")
     if ctx.attr.opset:
         request["onnx_opset"] = ctx.attr.opset
+
+    # Always explicit: the converter's default (external data only over 2 GB)
+    # would write a file this rule did not declare.
+    request["onnx_external_data"] = ctx.attr.external_data
     return request
 
 def _request_fields(ctx, output_format):
@@ -121,6 +125,12 @@ def _model_file_impl(ctx, output_format):
     source = _resolve_source(ctx, spec.rule)
     toolchain = ctx.toolchains[_TOOLCHAIN]
     out = ctx.actions.declare_file(ctx.label.name + spec.suffix)
+    outputs = [out]
+    data = None
+    if output_format == ONNX and ctx.attr.external_data:
+        # converter/writers/onnx.py EXTERNAL_DATA_SUFFIX; the .onnx names it by basename.
+        data = ctx.actions.declare_file(out.basename + ".data", sibling = out)
+        outputs.append(data)
 
     # The fields of the converter's ConversionRequest (converter/request.py):
     # only what applies to this output, so the converter's scope checks pass.
@@ -156,16 +166,17 @@ def _model_file_impl(ctx, output_format):
         arguments = ["-I", "-B", ctx.file._worker.path, args],
         inputs = ctx.files.src + [toolchain.lock, request_file],
         tools = ctx.files._converter_srcs,
-        outputs = [out],
+        outputs = outputs,
         mnemonic = spec.mnemonic,
         progress_message = "Converting %s to %s" % (ctx.label, output_format),
         execution_requirements = EXECUTION_REQUIREMENTS,
         env = {"TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": "", "TFJS_CONVERTER_HERMETIC": "1"},
     )
     return [
-        DefaultInfo(files = depset([out]), runfiles = ctx.runfiles(files = [out])),
+        DefaultInfo(files = depset(outputs), runfiles = ctx.runfiles(files = outputs)),
         TfjsModelFileInfo(
             file = out,
+            external_data = data,
             format = output_format,
             source = ctx.attr.src.label,
             source_file = source.file,
@@ -239,9 +250,9 @@ tflite_model = rule(
 onnx_model = rule(
     implementation = _onnx_model_impl,
     doc = "Converts a Keras / SavedModel / TF.js graph model into `<name>.onnx` (tf2onnx) " +
-          "for ONNX Runtime, a byte-reproducible artifact. Models over 2 GB (whose weights " +
-          "go to external data) are not supported by the rule. Runs as a persistent worker " +
-          "(mnemonic OnnxConvert).",
+          "for ONNX Runtime, a byte-reproducible artifact. A model over 2 GB needs " +
+          "external_data = True (else the conversion fails saying so). Runs as a persistent " +
+          "worker (mnemonic OnnxConvert).",
     attrs = {
         "src": attr.label(
             allow_files = True,
@@ -258,6 +269,12 @@ onnx_model = rule(
             default = 0,
             doc = "ONNX opset, 9..18 (what tf2onnx 1.17 writes). 0: the converter's default " +
                   "(17, docs/format.md).",
+        ),
+        "external_data": attr.bool(
+            default = False,
+            doc = "Write the weights to `<name>.onnx.data` beside `<name>.onnx` (ONNX " +
+                  "external data; ONNX Runtime loads it from the same directory), a second " +
+                  "output. Needed for models over 2 GB, which fail without it.",
         ),
         "_worker": attr.label(
             default = Label("//converter:worker.py"),

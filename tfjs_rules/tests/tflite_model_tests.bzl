@@ -47,10 +47,22 @@ def _file_test_impl(ctx):
     asserts.equals(env, ctx.attr.want_format, info.format)
     asserts.equals(env, Label(ctx.attr.want_source), info.source)
     asserts.equals(env, _expand(env, ctx.attr.want_source_file), info.source_file.path)
-    asserts.equals(env, [info.file], target[DefaultInfo].files.to_list())
+    outputs = [info.file]
+    if ctx.attr.want_external_data:
+        data = out + ".data"
+        asserts.equals(env, data, info.external_data.path if info.external_data else None)
+        outputs.append(info.external_data)
+    else:
+        asserts.equals(env, None, info.external_data, "no external data file")
+    asserts.equals(env, outputs, target[DefaultInfo].files.to_list())
     action = _action(env, ctx.attr.want_mnemonic)
     if action:
-        asserts.equals(env, [out], [f.path for f in action.outputs.to_list()], "action outputs")
+        asserts.equals(
+            env,
+            [f.path for f in outputs if f],
+            [f.path for f in action.outputs.to_list()],
+            "action outputs",
+        )
         inputs = [f.path for f in action.inputs.to_list()]
         asserts.true(env, info.source_file.path in inputs, "the source is an input")
         asserts.true(
@@ -78,6 +90,7 @@ def _file_test_impl(ctx):
 # A tflite_model / onnx_model target: its provider, its one action and request.
 _file_test = analysistest.make(_file_test_impl, attrs = {
     "want_suffix": attr.string(doc = "Output file suffix (.tflite / .onnx)."),
+    "want_external_data": attr.bool(doc = "An onnx_model's <name>.onnx.data output too."),
     "want_format": attr.string(doc = "TfjsModelFileInfo.format."),
     "want_mnemonic": attr.string(doc = "The conversion action's mnemonic."),
     "want_source": attr.string(doc = "TfjsModelFileInfo.source, a label string."),
@@ -136,6 +149,7 @@ def tflite_model_test_suite(name):
     )
     onnx_model(name = "tl_onnx_graph", src = ":tl_graph_src", opset = 13, tags = _MANUAL)
     onnx_model(name = "tl_onnx_json", src = ":tfjs_files", tags = _MANUAL)
+    onnx_model(name = "tl_onnx_external", src = ":model_h5", external_data = True, tags = _MANUAL)
     tests = [
         _test(
             _file_test,
@@ -183,6 +197,7 @@ def tflite_model_test_suite(name):
                 "input_path": "{bin}/{pkg}/tl_graph_src/model.json",
                 "output_format": "onnx",
                 "onnx_opset": 13,
+                "onnx_external_data": False,
             }),
         ),
         _test(
@@ -197,6 +212,23 @@ def tflite_model_test_suite(name):
             want_request = json.encode({
                 "input_path": "{bin}/{pkg}/fixtures/tfjs/model.json",
                 "output_format": "onnx",
+                "onnx_external_data": False,
+            }),
+        ),
+        _test(
+            _file_test,
+            "onnx_external_data_test",
+            target_under_test = ":tl_onnx_external",
+            want_suffix = ".onnx",
+            want_external_data = True,
+            want_format = "onnx",
+            want_mnemonic = "OnnxConvert",
+            want_source = "//tfjs_rules/tests:model_h5",
+            want_source_file = "{bin}/{pkg}/fixtures/model.h5",
+            want_request = json.encode({
+                "input_path": "{bin}/{pkg}/fixtures/model.h5",
+                "output_format": "onnx",
+                "onnx_external_data": True,
             }),
         ),
         _expect_error(
