@@ -9,6 +9,7 @@ the traceback.
 """
 
 import argparse
+import os
 import sys
 import traceback
 from typing import List, Optional, Sequence
@@ -22,9 +23,9 @@ from converter.weights import format as wf
 PROG = "tfjs_converter"
 _TRUE = ("true", "1", "yes", "on")
 _FALSE = ("false", "0", "no", "off")
-_BOOL_FLAGS = ("--split_weights_by_layer", "--strip_debug_ops", "--control_flow_v2",
-               "--skip_op_check", "--use_structured_outputs_names", "--experiments", "--debug",
-               "--verify", "--content_hash_shards", "--tflite_select_tf_ops", "--dequantize")
+# Every boolean request field is a flag that may stand alone ("--verify" = true).
+_BOOL_FLAGS = tuple(sorted("--" + name for name, (kind, _) in rq.field_kinds().items()
+                           if kind == "bool")) + ("--experiments", "--debug")
 _QUANTIZE_FLAGS = tuple("--quantize_" + d for d in rq.QUANTIZE_DTYPES)
 _VALUE_FLAGS = ("--input_format", "--output_format", "--signature_name", "--saved_model_tags",
                 "--weight_shard_size_bytes", "--output_node_names", "--metadata",
@@ -240,6 +241,22 @@ def request_from_args(args: argparse.Namespace) -> rq.ConversionRequest:
     )
 
 
+def written_text(result) -> str:
+    """What the "wrote" line says of an output: weights and groups for a TF.js model or
+    a Keras / SavedModel one, bytes for a one-file format (.tflite, .onnx and its data)."""
+    if result.output_format in (rq.TFLITE, rq.ONNX):
+        from converter.writers.onnx import EXTERNAL_DATA_SUFFIX
+        text = "%s, %d bytes" % (result.output_format, os.path.getsize(result.output_path))
+        data = result.output_path + EXTERNAL_DATA_SUFFIX
+        if result.output_format == rq.ONNX and os.path.isfile(data):
+            text += " + %d bytes of external data in %s" % (os.path.getsize(data),
+                                                             os.path.basename(data))
+        return text
+    return "%s, %d weights in %d group%s" % (result.output_format, result.num_weights,
+                                             result.num_groups,
+                                             "" if result.num_groups == 1 else "s")
+
+
 def version_text() -> str:
     """The converter's version and those of its dependencies, read from installed metadata.
 
@@ -280,9 +297,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             traceback.print_exc()
         print("%s: error: %s" % (PROG, e), file=sys.stderr)
         return e.exit_code
-    print("%s: wrote %s (%s, %d weights in %d group%s)" % (
-        PROG, result.output_path, result.output_format, result.num_weights, result.num_groups,
-        "" if result.num_groups == 1 else "s"))
+    print("%s: wrote %s (%s)" % (PROG, result.output_path, written_text(result)))
     if result.verification:
         print("%s: verified: %s" % (PROG, result.verification))
     return 0

@@ -172,9 +172,7 @@ def _convert_request_file(path: str) -> int:
             traceback.print_exc()
         print("%s: error: %s" % (cli.PROG, e), file=sys.stderr)
         return e.exit_code
-    print("%s: wrote %s (%s, %d weights in %d group%s)" % (
-        cli.PROG, result.output_path, result.output_format, result.num_weights,
-        result.num_groups, "" if result.num_groups == 1 else "s"))
+    print("%s: wrote %s (%s)" % (cli.PROG, result.output_path, cli.written_text(result)))
     if result.verification:
         print("%s: verified: %s" % (cli.PROG, result.verification))
     if "summary_file" in own:

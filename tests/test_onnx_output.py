@@ -213,6 +213,21 @@ def test_external_data_asked_for_and_forbidden(refs, tmp_path, monkeypatch, caps
           "%d bytes of data" % (error, len(external), data_size))
 
 
+def test_wrote_line_gives_bytes(refs, tmp_path, capsys):
+    """The CLI's summary of an .onnx: its bytes, and its data file's (no TF.js weight groups).
+    A bare --onnx_external_data means true, as every boolean flag."""
+    cnn = refs["cnn_bn"]
+    out = tmp_path / "m.onnx"
+    data = tmp_path / "m.onnx.data"
+    for flags, tail in ((["--onnx_external_data"], lambda: " + %d bytes of external data in "
+                         "m.onnx.data" % data.stat().st_size), ([], lambda: "")):
+        capsys.readouterr()
+        assert cli.main(["--output_format=onnx"] + flags + [str(cnn.graph), str(out)]) == 0
+        assert capsys.readouterr().out == "tfjs_converter: wrote %s (onnx, %d bytes%s)\n" % (
+            out, out.stat().st_size, tail())
+    assert not data.exists()
+
+
 # -- refusals -------------------------------------------------------------------------------------
 
 

@@ -113,6 +113,19 @@ def test_quantize_float16_keeps_float16_weights(published, published_refs, tmp_p
           % (published, f16, half.stat().st_size, full.stat().st_size, error))
 
 
+def test_wrote_line_gives_bytes(small, tmp_path, capsys):
+    """The CLI's summary of a .tflite (from a graph model and from a Keras file): its size,
+    not TF.js weight counts (a Keras source has none to count)."""
+    out = tmp_path / "m.tflite"
+    model = zoo.build_model("mlp", 3)
+    exported = zoo.export_models(model, "mlp", 3, tmp_path / "src")["keras3_h5"]
+    for source in (small.graph, exported.path):
+        capsys.readouterr()
+        assert cli.main(["--output_format=tflite", str(source), str(out)]) == 0
+        assert capsys.readouterr().out == "tfjs_converter: wrote %s (tflite, %d bytes)\n" % (
+            out, out.stat().st_size)
+
+
 def test_quantize_float16_takes_no_patterns(small, tmp_path):
     from converter.errors import UsageError
     with pytest.raises(UsageError) as e:
