@@ -30,7 +30,7 @@ from converter.writers import tflite as wt
 from test_graph_input_published import published_models  # noqa: F401  (fixture)
 
 # Small cases the tests below use besides the parity ones.
-ALWAYS = ("multi_io", "dict_outputs", "embedding_lstm-cfv2", "hash_table")
+ALWAYS = ("multi_io", "dict_outputs", "embedding_lstm-cfv2", "hash_table", "while_cond-cfv2")
 
 
 @pytest.fixture(scope="module")
@@ -189,6 +189,28 @@ def test_dynamic_batch_warns_and_batch_size_fixes_it(small, tmp_path, capsys):
     got = ff.run_tflite(fixed, ff.saved_model_inputs(small.inputs))
     error = ff.compare("multi_io batch 3: .tflite vs TF.js", got, small.expected)
     print("multi_io --tflite_batch_size=3: max abs error %.3g" % error)
+
+
+def test_outputs_of_run_time_shape_warn(refs, tmp_path, capsys):
+    """while_cond-cfv2: every input fixed, yet the loop's outputs keep a -1 dimension;
+    LiteRT.js cannot allocate them (tests/test_tflite_litertjs.py's strict xfail), so the
+    conversion says so. LiteRT's interpreter runs the model."""
+    ref = refs["while_cond-cfv2"]
+    batch = {v.shape[0] for v in ref.inputs.values() if v.ndim}.pop()
+    out = tmp_path / "loop.tflite"
+    code, err = _cli(capsys, "--output_format=tflite", "--tflite_batch_size=%d" % batch,
+                     ref.graph, out)
+    assert code == 0
+    dynamic = wt.dynamic_outputs(out.read_bytes())
+    assert dynamic and all(-1 in shape for _, shape in dynamic), dynamic
+    assert not wt.dynamic_batch_inputs(out.read_bytes())
+    assert err == ("tfjs_converter: warning: %s has output(s) %s whose shape is only known at "
+                   "run time (every input is fixed); LiteRT.js cannot allocate them and fails "
+                   "when run; LiteRT (ai-edge-litert) runs it\n"
+                   % (out, ", ".join("%s %s" % (k, s) for k, s in dynamic)))
+    got = ff.run_tflite(out, ff.saved_model_inputs(ref.inputs))
+    ff.compare("while_cond-cfv2 batch %d: .tflite vs TF.js" % batch, got, ref.expected)
+    print("while_cond-cfv2: dynamic outputs %s" % dynamic)
 
 
 def test_batch_size_that_contradicts_a_fixed_batch(tmp_path, capsys):

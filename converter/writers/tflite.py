@@ -10,7 +10,9 @@ it); this module adds what it lacks:
 * ``quantize_float16`` stores every float weight as float16 (dequantized on
   load); the dynamic batch dimension of the inputs (``-1``) is kept unless
   ``tflite_batch_size`` fixes it (LiteRT.js refuses to feed a ``[-1, ...]``
-  input from a ``[1, ...]`` buffer, so a dynamic batch draws a warning saying so);
+  input from a ``[1, ...]`` buffer, so a dynamic batch draws a warning saying so,
+  as do outputs of a run-time shape with every input fixed, which LiteRT.js cannot
+  allocate);
 * refusals of dtypes TFLite has no tensor type for (quantized types), naming
   every node, and of models over the 2 GiB a flatbuffer can hold;
 * byte-reproducible files: the bytes depend only on the SavedModel's graph and
@@ -417,11 +419,9 @@ def _as_list(values) -> List[int]:
     return [] if values is None else [int(v) for v in values]
 
 
-def dynamic_batch_inputs(data: bytes) -> List[Tuple[str, List[int]]]:
-    """``[(input key, shape signature)]`` of the inputs whose batch dimension is ``-1``.
-
-    Keys are the first signature's input names (what callers feed), sorted.
-    """
+def _signature_shapes(data: bytes, side: str) -> List[Tuple[str, List[int]]]:
+    """``[(key, shape signature)]`` of the first signature's ``side`` ("Inputs" or
+    "Outputs"), sorted by key (the names callers feed and read)."""
     from tensorflow.lite.python import schema_py_generated as schema
     model = schema.Model.GetRootAsModel(data, 0)
     if not model.SignatureDefsLength():
@@ -429,13 +429,22 @@ def dynamic_batch_inputs(data: bytes) -> List[Tuple[str, List[int]]]:
     signature = model.SignatureDefs(0)
     graph = model.Subgraphs(signature.SubgraphIndex())
     found = []
-    for i in range(signature.InputsLength()):
-        entry = signature.Inputs(i)
+    for i in range(getattr(signature, side + "Length")()):
+        entry = getattr(signature, side)(i)
         tensor = graph.Tensors(entry.TensorIndex())
         shape = [int(tensor.ShapeSignature(d)) for d in range(tensor.ShapeSignatureLength())]
-        if shape and shape[0] == -1:
-            found.append((entry.Name().decode("utf-8"), shape))
+        found.append((entry.Name().decode("utf-8"), shape))
     return sorted(found)
+
+
+def dynamic_batch_inputs(data: bytes) -> List[Tuple[str, List[int]]]:
+    """``[(input key, shape signature)]`` of the inputs whose batch dimension is ``-1``."""
+    return [(k, s) for k, s in _signature_shapes(data, "Inputs") if s and s[0] == -1]
+
+
+def dynamic_outputs(data: bytes) -> List[Tuple[str, List[int]]]:
+    """``[(output key, shape signature)]`` of the outputs with a ``-1`` dimension."""
+    return [(k, s) for k, s in _signature_shapes(data, "Outputs") if -1 in s]
 
 
 def write_tflite(saved_model_dir: str, output_path: str, request: rq.ConversionRequest,
@@ -468,6 +477,14 @@ def write_tflite(saved_model_dir: str, output_path: str, request: rq.ConversionR
              "dimension (from a [1, ...] buffer too): convert with --tflite_batch_size=1 "
              "(or the batch you run) for LiteRT.js"
              % (output_path, ", ".join("%s %s" % (n, s) for n, s in dynamic)))
+    elif not dynamic and dynamic_outputs(data):
+        # Every input fixed, yet an output's shape is computed at run time (a
+        # while loop's result, NMS): LiteRT.js 2.5 allocates output buffers from
+        # the static shapes and fails at run time (litert_tensor_buffer.h).
+        warn("%s has output(s) %s whose shape is only known at run time (every input is "
+             "fixed); LiteRT.js cannot allocate them and fails when run; LiteRT "
+             "(ai-edge-litert) runs it"
+             % (output_path, ", ".join("%s %s" % (n, s) for n, s in dynamic_outputs(data))))
     if request.tflite_select_tf_ops and _uses_flex(data):
         warn("%s uses Select TF ops (Flex); %s" % (output_path, _FLEX_WARNING))
     summary = ""
