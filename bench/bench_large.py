@@ -20,7 +20,7 @@ peak RSS is the child's ``ru_maxrss`` from ``wait4``, spawned by a small launche
   streamed from the SavedModel's checkpoint into the shards;
 - ``.h5`` / tfjs_layers_model -> tfjs_graph_model, which refuse the model (the
   Keras model's variables have no checkpoint to stream from; their time and RSS
-  are those of the refusal).
+  are those of the refusal, made from the declared shapes before Keras loads).
 
 Each case runs ``--runs`` times (median reported; 3 is the minimum), after a
 wait for a quiet machine (``bench/machine.py``); RSS is also given as a multiple

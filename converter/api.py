@@ -425,11 +425,15 @@ def run(request: rq.ConversionRequest) -> ConversionResult:
     from converter.extras import require
     require(in_fmt, out_fmt, request.verify)  # a missing extra: one line naming it
     if in_fmt in _LAYERS_READERS and out_fmt in _LAYERS_WRITERS:
-        return _convert_layers(request, in_fmt, out_fmt)
-    if out_fmt == rq.TFJS_GRAPH_MODEL and in_fmt in _GRAPH_READERS:
-        return _convert_graph(request, in_fmt, out_fmt)
-    if (in_fmt, out_fmt) in _OTHER_PAIRS:
-        return _OTHER_PAIRS[(in_fmt, out_fmt)](request, in_fmt, out_fmt)
+        convert = _convert_layers
+    elif out_fmt == rq.TFJS_GRAPH_MODEL and in_fmt in _GRAPH_READERS:
+        convert = _convert_graph
+    else:
+        convert = _OTHER_PAIRS.get((in_fmt, out_fmt))
+    if convert is not None:
+        from converter.readers.keras_h5 import heap_checks_shared
+        with heap_checks_shared():  # the code check, size check and reader read a file once
+            return convert(request, in_fmt, out_fmt)
     raise UsageError(
         "converting %s to %s is not supported yet; supported pairs: %s"
         % (in_fmt, out_fmt, ", ".join("%s->%s" % p for p in supported_pairs())))

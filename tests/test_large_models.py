@@ -8,13 +8,13 @@ fail it); outputs are checked by manifest, shard sizes, a SHA-256 of the weight
 stream shared by every path, and sampled values recomputed from the seeds. A
 SavedModel converts to a graph model with its large variables left out of the
 frozen GraphDef (protobuf cannot serialize 2 GiB) and streamed from the
-checkpoint; Keras sources to a graph model are refused in one line naming the
-file and the limit, exit 1, the previous output untouched.
+checkpoint; Keras and TF.js layers sources to a graph model are refused in one
+line naming the file and the limit, exit 1, the previous output untouched, from
+the declared weight shapes before Keras loads anything (peak RSS under 1 GiB).
 
-The paths through Keras itself (-> keras ``.h5`` / ``.keras``, tfjs_layers_model
--> graph) peak at 8-9.3 GB (``converter/writers/keras.py`` and
-``converter/graph/keras.py`` hold several copies of the model), over the 8 GB a
-test process may take on the shared CI machine: they run only with
+The paths through Keras itself (tfjs_layers_model -> keras ``.h5`` / ``.keras``)
+peak at 8-9.3 GB (``converter/writers/keras.py`` holds several copies of the
+model): they run where the machine has 16 GiB or more, or with
 ``TFJS_LARGE_KERAS_PATHS=1``; ``bench/bench_large.py`` measures them.
 
 The fast tests at the end check the streaming machinery on tiny models.
@@ -51,15 +51,15 @@ def _memory_total_bytes() -> int:
     return 0
 
 
-# The paths through Keras (writers/keras.py, graph/keras.py) hold the whole model
-# in Keras: 8-9.3 GB of RSS. They run where the machine has 16 GiB or more (CI's
+# The paths through Keras (writers/keras.py) hold the whole model in Keras: 8-9.3
+# GB of RSS. They run where the machine has 16 GiB or more (CI's
 # 24 GiB does), or when TFJS_LARGE_KERAS_PATHS=1 forces them.
 KERAS_PATHS = (os.environ.get("TFJS_LARGE_KERAS_PATHS", "") == "1"
                or (os.environ.get("TFJS_LARGE_KERAS_PATHS", "") != "0"
                    and _memory_total_bytes() >= 16 << 30))
 keras_paths = pytest.mark.skipif(
-    not KERAS_PATHS, reason="peaks at 8-9.3 GB of RSS in Keras itself (writers/keras.py, "
-    "graph/keras.py); this machine has under 16 GiB of memory "
+    not KERAS_PATHS, reason="peaks at 8-9.3 GB of RSS in Keras itself (writers/keras.py); "
+    "this machine has under 16 GiB of memory "
     "(TFJS_LARGE_KERAS_PATHS=1 forces it)")
 
 
@@ -181,12 +181,16 @@ def _one_line_error(err):
     return lines[0]
 
 
-def _check_refusal(code, err, source, previous, digest):
+def _check_refusal(code, err, source, previous, digest, rss):
+    """Refused from the weights' declared sizes, before Keras loads anything."""
     line = _one_line_error(err)
     assert code == 1, err
     assert source in line and "2147483647 bytes" in line and "protobuf" in line, line
-    assert "2281914368 of them the weights of 10 variables" in line, line
+    assert "would hold over 2281914368 bytes (the weights of 10 tensors)" in line, line
     assert test_cli.tree_digest(previous) == digest
+    # TensorFlow's import and the metadata; Keras holding the model took 6.8-8 GB.
+    assert rss < bl.LARGEST_TENSOR_BYTES, "peak RSS %.0f MiB" % (rss / MiB)
+    print("refused in one line, peak RSS %.0f MiB" % (rss / MiB))
 
 
 @slow
@@ -248,7 +252,7 @@ def test_layers_reshard_streams(work, layers):
 def test_keras_h5_to_graph_refuses_in_one_line(work, k3_h5):
     previous, digest = _previous_output(work, "graph_from_h5")
     code, err, wall, rss = bl.run_converter([k3_h5, previous, "--output_format=tfjs_graph_model"])
-    _check_refusal(code, err, k3_h5, previous, digest)
+    _check_refusal(code, err, k3_h5, previous, digest, rss)
 
 
 def _graph_weight_name(name):
@@ -287,12 +291,11 @@ def test_saved_model_to_graph_streams_weights_from_the_checkpoint(work):
 
 
 @slow
-@keras_paths
 def test_layers_to_graph_refuses_in_one_line(work, layers):
     previous, digest = _previous_output(work, "graph_from_layers")
     code, err, wall, rss = bl.run_converter([layers[0], previous,
                                              "--output_format=tfjs_graph_model"])
-    _check_refusal(code, err, layers[0], previous, digest)
+    _check_refusal(code, err, layers[0], previous, digest, rss)
 
 
 @slow
@@ -436,4 +439,38 @@ def test_deferral_refused_when_the_rest_is_still_too_large(tmp_path, monkeypatch
     assert "(4294967296 of them the weights of 4 variables), over protobuf's limit of " \
         "2147483647 bytes for one message (even without its variables of 2147483648 bytes " \
         "or more)" in message, message
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("kind", ["h5", "keras", "layers"])
+def test_keras_sources_to_graph_refused_before_keras_loads(tmp_path, monkeypatch, kind):
+    """Weights over the limit (lowered to 10 bytes; every file counts as large) are refused
+    from our TF-free read of the source: Keras never loads the model."""
+    import converter
+    import keras
+    from converter.errors import InvalidModelError
+    from converter.graph import keras as graph_keras
+    from converter.graph import saved_model
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, name="dense")])
+    model.save(str(tmp_path / "m.h5"))
+    model.save(str(tmp_path / "m.keras"))
+    src = str(tmp_path / ("m." + kind))
+    if kind == "layers":
+        converter.convert(str(tmp_path / "m.h5"), src)
+    monkeypatch.setattr(saved_model, "PROTOBUF_LIMIT_BYTES", 10)
+    monkeypatch.setattr(graph_keras, "_CHECK_FILES_FROM_BYTES", 0)
+
+    def no_keras(*args):
+        raise AssertionError("Keras was asked to load %s" % (args,))
+
+    monkeypatch.setattr(graph_keras, "load_keras_model", no_keras)
+    monkeypatch.setattr("converter.writers.keras.build_keras_model", no_keras)
+    with pytest.raises(InvalidModelError) as e:
+        converter.convert(src, tmp_path / "out", output_format="tfjs_graph_model")
+    where = os.path.join(src, "model.json") if kind == "layers" else src
+    assert str(e.value) == (
+        "%s: a TF.js graph model is converted through one frozen GraphDef, which would hold "
+        "over 60 bytes (the weights of 2 tensors), over protobuf's limit of 10 bytes for one "
+        "message (a Keras model's weights cannot stay out of it); convert to tfjs_layers_model "
+        "instead (it streams weights of any size), or split the model" % where)
     assert not (tmp_path / "out").exists()

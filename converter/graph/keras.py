@@ -6,10 +6,59 @@ function (keyword inputs named after the model inputs, dict outputs), which
 is then frozen like a SavedModel signature; no SavedModel is written.
 """
 
+import math
+import os
 from typing import Optional
 
-from converter.errors import InvalidModelError
+from converter.errors import ConversionError, InvalidModelError
 from converter.graph.model import GraphModel
+
+# A Keras file smaller than this cannot hold weights over protobuf's limit (random
+# float32 weights deflate by a few percent at most), so it is not read twice.
+_CHECK_FILES_FROM_BYTES = 1 << 29
+
+
+def refuse_over_protobuf_limit(layers_model, where: str) -> None:
+    """Refuses, before Keras holds the model, weights one frozen GraphDef cannot hold.
+
+    ``layers_model`` is our TF-free read of the source (weights not loaded): its
+    tensors' logical bytes (float32 after dequantization) are what the frozen
+    GraphDef would carry at least. Without this, Keras loads the whole model and
+    the trace copies it (6.8-8 GB for a 2.3 GB model, bench_large) before
+    ``saved_model.plan_deferral`` refuses it.
+
+    Raises:
+      InvalidModelError: over ``saved_model.PROTOBUF_LIMIT_BYTES`` (naming
+        ``where``, the bytes and the limit).
+    """
+    from converter.graph.saved_model import PROTOBUF_LIMIT_BYTES
+    from converter.weights.format import NUMPY_DTYPES
+    tensors = [t for t in layers_model.tensors() if t.dtype in NUMPY_DTYPES]
+    total = sum(math.prod(t.shape) * NUMPY_DTYPES[t.dtype].itemsize for t in tensors)
+    if total > PROTOBUF_LIMIT_BYTES:
+        raise InvalidModelError(
+            "%s: a TF.js graph model is converted through one frozen GraphDef, which would "
+            "hold over %d bytes (the weights of %d tensors), over protobuf's limit of %d bytes "
+            "for one message (a Keras model's weights cannot stay out of it); convert to "
+            "tfjs_layers_model instead (it streams weights of any size), or split the model"
+            % (where, total, len(tensors), PROTOBUF_LIMIT_BYTES))
+
+
+def _refuse_large_keras_file(path: str) -> None:
+    """``refuse_over_protobuf_limit`` for a large .h5 / .keras, read TF-free; a file our
+    reader cannot read is left for Keras to judge."""
+    try:
+        if os.path.getsize(path) < _CHECK_FILES_FROM_BYTES:
+            return
+    except OSError:
+        return
+    from converter.readers import keras_h5, keras_v3
+    try:
+        model = (keras_v3.read_keras_v3(path) if path.endswith(".keras")
+                 else keras_h5.read_keras_h5(path))
+    except ConversionError:
+        return
+    refuse_over_protobuf_limit(model, path)
 
 
 def _keras_major_of_h5(path: str) -> int:
@@ -96,6 +145,7 @@ def keras_to_graph(model, where: str, control_flow_v2: bool = False,
 def read_keras_as_graph(path: str, control_flow_v2: bool = False,
                         structured_outputs: bool = False) -> GraphModel:
     """A Keras .h5 / .keras file as a frozen GraphModel."""
+    _refuse_large_keras_file(path)
     return keras_to_graph(load_keras_model(path), path, control_flow_v2, structured_outputs)
 
 
@@ -108,7 +158,9 @@ def read_tfjs_layers_as_graph(path: str, control_flow_v2: bool = False,
     from converter.readers.tfjs_topology import prefixed
     from converter.transforms import layers as lt
     from converter.writers.keras import build_keras_model
-    layers_model = lt.dequantize(read_tfjs_layers(path))
+    layers_model = read_tfjs_layers(path)
+    refuse_over_protobuf_limit(layers_model, model_json_path(path))
+    layers_model = lt.dequantize(layers_model)
     try:
         model = build_keras_model(layers_model)
     except (InvalidModelError, UnsupportedLayerError) as e:

@@ -83,6 +83,38 @@ def check_file(path: str, what: str) -> None:
         raise InvalidModelError("%s: not a file (want a %s)" % (path, what))
 
 
+# Within one conversion (``heap_checks_shared``), files whose global heaps passed
+# the check, by identity (device, inode, size, mtime): the check reads the whole
+# file (a second per 2 GB), and one conversion opens a file up to three times
+# (code check, size check, reader). None outside: timestamps are coarse, so a
+# file rewritten in place between conversions could look unchanged.
+_HEAPS_CHECKED: Optional[set] = None
+
+
+@contextlib.contextmanager
+def heap_checks_shared() -> Iterator[None]:
+    """Checks each file's global heaps once while the block runs (one conversion)."""
+    global _HEAPS_CHECKED
+    outer = _HEAPS_CHECKED
+    if outer is None:
+        _HEAPS_CHECKED = set()
+    try:
+        yield
+    finally:
+        _HEAPS_CHECKED = outer
+
+
+def _check_heaps_once(path: str, where: str) -> None:
+    with open(path, "rb") as stream:
+        st = os.fstat(stream.fileno())
+        key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+        if _HEAPS_CHECKED is not None and key in _HEAPS_CHECKED:
+            return
+        hdf5_heaps.check_global_heaps(stream, where)
+    if _HEAPS_CHECKED is not None:
+        _HEAPS_CHECKED.add(key)
+
+
 def open_h5(source, where: str) -> h5py.File:
     """Opens an HDF5 file read-only.
 
@@ -103,8 +135,7 @@ def open_h5(source, where: str) -> h5py.File:
     try:
         check_storage(f, where)
         if isinstance(source, str):
-            with open(source, "rb") as stream:
-                hdf5_heaps.check_global_heaps(stream, where)
+            _check_heaps_once(source, where)
         else:
             position = source.tell()
             try:
