@@ -58,10 +58,6 @@ ACCELERATORS = ("wasm",)
 _DTYPES = {np.dtype(np.float32): "float32", np.dtype(np.int32): "int32",
            np.dtype(np.uint8): "uint8"}
 _NUMPY = {"float32": np.float32, "int32": np.int32, "uint8": np.uint8}
-_CONTENT_TYPES = {".js": "text/javascript", ".mjs": "text/javascript",
-                  ".wasm": "application/wasm", ".json": "application/json",
-                  ".html": "text/html; charset=utf-8"}
-_MAX_POST_BYTES = 1 << 31
 
 Inputs = Union[Sequence[np.ndarray], Mapping[str, np.ndarray]]
 
@@ -367,58 +363,20 @@ class Page:
         self.done_body: Optional[dict] = None
 
     def handler(self):
-        page = self
+        def on_post(path: str, body: bytes) -> bool:
+            if path == "done":
+                if self.done_body is None:  # the first report is the cause
+                    try:
+                        self.done_body = json.loads(body)
+                    except ValueError:
+                        self.done_body = {"ok": False, "error": body[:2000].decode(
+                            "utf-8", "replace")}
+                self.done.set()
+            else:
+                self.posts[path] = body
+            return True
 
-        class Handler(server.BaseHTTPRequestHandler):
-            def log_message(self, format, *args):  # pylint: disable=redefined-builtin
-                pass
-
-            def _path(self) -> Optional[str]:
-                prefix = "/%s/" % page.token
-                path = self.path.split("?", 1)[0]
-                return path[len(prefix):] if path.startswith(prefix) else None
-
-            def _send(self, code: int, body: bytes, content_type: str = "text/plain"):
-                self.send_response(code)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(body)))
-                self.send_header("Cache-Control", "no-store")
-                self.end_headers()
-                self.wfile.write(body)
-
-            def do_GET(self):  # pylint: disable=invalid-name
-                path = self._path()
-                if path is not None and path in page.blobs:
-                    kind = "text/html; charset=utf-8" if path == "" else (
-                        "application/json" if path.endswith(".json")
-                        else "application/octet-stream")
-                    return self._send(200, page.blobs[path], kind)
-                file = page.files.get(path) if path is not None else None
-                if file is None:
-                    return self._send(404, b"not found")
-                file = pathlib.Path(file)
-                return self._send(200, file.read_bytes(),
-                                  _CONTENT_TYPES.get(file.suffix, "application/octet-stream"))
-
-            def do_POST(self):  # pylint: disable=invalid-name
-                path = self._path()
-                length = int(self.headers.get("Content-Length") or 0)
-                if path is None or not 0 <= length <= _MAX_POST_BYTES:
-                    return self._send(404, b"not found")
-                body = self.rfile.read(length)
-                if path == "done":
-                    if page.done_body is None:  # the first report is the cause
-                        try:
-                            page.done_body = json.loads(body)
-                        except ValueError:
-                            page.done_body = {"ok": False, "error": body[:2000].decode(
-                                "utf-8", "replace")}
-                    page.done.set()
-                else:
-                    page.posts[path] = body
-                return self._send(200, b"ok")
-
-        return Handler
+        return browser.token_handler(self.token, self.blobs, self.files, on_post)
 
     def run(self, timeout_s: float = 600.0) -> None:
         """Serves the page to headless Chromium until it POSTs ``done``.

@@ -32,7 +32,7 @@ import tempfile
 import threading
 import time
 from http import server
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -69,8 +69,9 @@ _BUNDLES = {
 }
 _WASM_BINARIES = ("tfjs-backend-wasm.wasm", "tfjs-backend-wasm-simd.wasm",
                   "tfjs-backend-wasm-threaded-simd.wasm")
-_CONTENT_TYPES = {".js": "text/javascript", ".wasm": "application/wasm",
-                  ".json": "application/json", ".html": "text/html; charset=utf-8"}
+_CONTENT_TYPES = {".js": "text/javascript", ".mjs": "text/javascript",
+                  ".wasm": "application/wasm", ".json": "application/json",
+                  ".html": "text/html; charset=utf-8"}
 _PAGE = b"""<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>tfjs-converter verify</title></head><body>
 <script>
@@ -174,13 +175,22 @@ class _Batch:
         return spec
 
 
-def _handler(batch: _Batch):
+def token_handler(token: str, blobs: Mapping[str, bytes], files: Mapping[str, object],
+                  on_post: Callable[[str, bytes], bool]):
+    """An HTTP handler class serving one page under ``/<token>/``, nothing else.
+
+    GET ``/<token>/<path>`` answers ``blobs[path]`` (``""`` is the page's HTML) or
+    the bytes of the file ``files[path]``; POST hands ``(path, body)`` to
+    ``on_post``, which returns whether it took the path (else 404; a ValueError
+    it raises is a 400). Bodies over ``_MAX_POST_BYTES`` are refused.
+    """
+    prefix = "/%s/" % token
+
     class Handler(server.BaseHTTPRequestHandler):
         def log_message(self, format, *args):  # pylint: disable=redefined-builtin
             pass
 
         def _path(self) -> Optional[str]:
-            prefix = "/%s/" % batch.token
             path = self.path.split("?", 1)[0]
             return path[len(prefix):] if path.startswith(prefix) else None
 
@@ -196,13 +206,14 @@ def _handler(batch: _Batch):
             path = self._path()
             if path is None:
                 return self._send(404, b"not found")
-            if path in batch.blobs:
+            if path in blobs:
                 kind = "text/html; charset=utf-8" if path == "" else (
                     "application/json" if path.endswith(".json") else "application/octet-stream")
-                return self._send(200, batch.blobs[path], kind)
-            file = batch.files.get(path)
+                return self._send(200, blobs[path], kind)
+            file = files.get(path)
             if file is None:
                 return self._send(404, b"not found")
+            file = pathlib.Path(file)
             return self._send(200, file.read_bytes(),
                               _CONTENT_TYPES.get(file.suffix, "application/octet-stream"))
 
@@ -212,23 +223,31 @@ def _handler(batch: _Batch):
             if path is None or not 0 <= length <= _MAX_POST_BYTES:
                 return self._send(404, b"not found")
             body = self.rfile.read(length)
-            parts = path.split("/")
             try:
-                if path == "done":
-                    if batch.done_body is None:  # the first report is the cause
-                        batch.done_body = json.loads(body)
-                    batch.done.set()
-                elif len(parts) == 3 and parts[0] == "job" and parts[2] == "result":
-                    batch.results[int(parts[1])] = json.loads(body)
-                elif len(parts) == 4 and parts[0] == "job" and parts[2] == "output":
-                    batch.outputs[(int(parts[1]), int(parts[3]))] = body
-                else:
-                    return self._send(404, b"not found")
+                taken = on_post(path, body)
             except ValueError:
                 return self._send(400, b"bad request")
-            return self._send(200, b"ok")
+            return self._send(200, b"ok") if taken else self._send(404, b"not found")
 
     return Handler
+
+
+def _handler(batch: _Batch):
+    def on_post(path: str, body: bytes) -> bool:
+        parts = path.split("/")
+        if path == "done":
+            if batch.done_body is None:  # the first report is the cause
+                batch.done_body = json.loads(body)
+            batch.done.set()
+        elif len(parts) == 3 and parts[0] == "job" and parts[2] == "result":
+            batch.results[int(parts[1])] = json.loads(body)
+        elif len(parts) == 4 and parts[0] == "job" and parts[2] == "output":
+            batch.outputs[(int(parts[1]), int(parts[3]))] = body
+        else:
+            return False
+        return True
+
+    return token_handler(batch.token, batch.blobs, batch.files, on_post)
 
 
 def run_jobs(jobs: Sequence[Job], wasm_simd: Optional[bool] = None,
