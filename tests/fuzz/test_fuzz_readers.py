@@ -213,40 +213,59 @@ def _fresh_copy(src, work):
     return dst
 
 
+def fuzz(*strategies):
+    """Runs the decorated body once per hypothesis example of ``strategies`` (seeded,
+    within the time and example budget), then checks the peak-RSS bound and that the
+    budget allowed a meaningful number of examples. Used as a statement::
+
+        @fuzz(BYTE_EDITS)
+        def _(edits): ...
+    """
+    def run_all(body):
+        budget = Budget()
+
+        @FUZZ
+        @seed(SEED)
+        @given(st.tuples(*strategies))
+        def run(args):
+            if not budget.spent():
+                body(*args)
+
+        run()
+        budget.check_rss()
+        assert budget.examples >= 10
+    return run_all
+
+
+def _convert_bytes(work, name: str, data: bytes, **options) -> None:
+    """Writes ``data`` as ``name`` in a fresh directory and converts it (see _convert)."""
+    case = tempfile.mkdtemp(dir=work)
+    path = os.path.join(case, name)
+    with open(path, "wb") as f:
+        f.write(data)
+    _convert(path, case, **options)
+    shutil.rmtree(case)
+
+
 def test_fuzz_model_json_and_manifest(work):
     src = _layers_dir(work, "layers")
     with open(os.path.join(src, "model.json")) as f:
         doc = json.load(f)
-    budget = Budget()
 
-    @FUZZ
-    @seed(SEED)
-    @given(JSON_EDITS)
-    def run(edits):
-        if budget.spent():
-            return
+    @fuzz(JSON_EDITS)
+    def _(edits):
         case = _fresh_copy(src, work)
         with open(os.path.join(case, "model.json"), "w") as f:
             json.dump(_mutate_json(doc, edits), f)
         _convert(case, case)
         shutil.rmtree(case)
 
-    run()
-    budget.check_rss()
-    assert budget.examples >= 10
-
 
 def test_fuzz_model_json_bytes_and_shards(work):
     src = _layers_dir(work, "layers_bytes")
-    names = sorted(os.listdir(src))
-    budget = Budget()
 
-    @FUZZ
-    @seed(SEED)
-    @given(st.sampled_from(names), BYTE_EDITS)
-    def run(name, edits):
-        if budget.spent():
-            return
+    @fuzz(st.sampled_from(sorted(os.listdir(src))), BYTE_EDITS)
+    def _(name, edits):
         case = _fresh_copy(src, work)
         path = os.path.join(case, name)
         with open(path, "rb") as f:
@@ -256,23 +275,14 @@ def test_fuzz_model_json_bytes_and_shards(work):
         _convert(case, case)
         shutil.rmtree(case)
 
-    run()
-    budget.check_rss()
-    assert budget.examples >= 10
-
 
 def test_fuzz_quantization_block(work):
     src = _layers_dir(work, "quantized", quantized=True)
     with open(os.path.join(src, "model.json")) as f:
         doc = json.load(f)
-    budget = Budget()
 
-    @FUZZ
-    @seed(SEED)
-    @given(st.integers(0, 3), JSON_EDITS)
-    def run(index, edits):
-        if budget.spent():
-            return
+    @fuzz(st.integers(0, 3), JSON_EDITS)
+    def _(index, edits):
         case = _fresh_copy(src, work)
         spec = ("weightsManifest", 0, "weights", index)
         with open(os.path.join(case, "model.json"), "w") as f:
@@ -286,52 +296,23 @@ def test_fuzz_quantization_block(work):
             assert "\n" not in str(e), str(e)
         shutil.rmtree(case)
 
-    run()
-    budget.check_rss()
-    assert budget.examples >= 10
-
 
 def test_fuzz_topology_checker(work):
-    budget = Budget()
-
-    @FUZZ
-    @seed(SEED)
-    @given(JSON_EDITS)
-    def run(edits):
-        if budget.spent():
-            return
+    @fuzz(JSON_EDITS)
+    def _(edits):
         try:
             tfjs_topology.check_topology(_mutate_json(TOPOLOGY, edits), "model.json")
         except ConversionError as e:
             assert "\n" not in str(e), str(e)
 
-    run()
-    budget.check_rss()
-    assert budget.examples >= 10
-
 
 def test_fuzz_keras_h5(work):
-    good = save_dense_h5(os.path.join(work, "good.h5"))
-    with open(good, "rb") as f:
+    with open(save_dense_h5(os.path.join(work, "good.h5")), "rb") as f:
         data = f.read()
-    budget = Budget()
 
-    @FUZZ
-    @seed(SEED)
-    @given(BYTE_EDITS)
-    def run(edits):
-        if budget.spent():
-            return
-        case = tempfile.mkdtemp(dir=work)
-        path = os.path.join(case, "m.h5")
-        with open(path, "wb") as f:
-            f.write(_mutate_bytes(data, edits))
-        _convert(path, case, input_format="keras")
-        shutil.rmtree(case)
-
-    run()
-    budget.check_rss()
-    assert budget.examples >= 10
+    @fuzz(BYTE_EDITS)
+    def _(edits):
+        _convert_bytes(work, "m.h5", _mutate_bytes(data, edits), input_format="keras")
 
 
 @pytest.fixture(scope="module")
@@ -348,24 +329,10 @@ def good_keras(work):
 def test_fuzz_keras_archive_bytes(work, good_keras):
     with open(good_keras, "rb") as f:
         data = f.read()
-    budget = Budget()
 
-    @FUZZ
-    @seed(SEED)
-    @given(BYTE_EDITS)
-    def run(edits):
-        if budget.spent():
-            return
-        case = tempfile.mkdtemp(dir=work)
-        path = os.path.join(case, "m.keras")
-        with open(path, "wb") as f:
-            f.write(_mutate_bytes(data, edits))
-        _convert(path, case, input_format="keras_keras")
-        shutil.rmtree(case)
-
-    run()
-    budget.check_rss()
-    assert budget.examples >= 10
+    @fuzz(BYTE_EDITS)
+    def _(edits):
+        _convert_bytes(work, "m.keras", _mutate_bytes(data, edits), input_format="keras_keras")
 
 
 def test_fuzz_keras_archive_members(work, good_keras):
@@ -373,30 +340,16 @@ def test_fuzz_keras_archive_members(work, good_keras):
     with zipfile.ZipFile(good_keras) as archive:
         members = {name: archive.read(name) for name in archive.namelist()}
     config = json.loads(members["config.json"])
-    budget = Budget()
 
-    @FUZZ
-    @seed(SEED)
-    @given(st.booleans(), JSON_EDITS, BYTE_EDITS)
-    def run(edit_config, json_edits, byte_edits):
-        if budget.spent():
-            return
+    @fuzz(st.booleans(), JSON_EDITS, BYTE_EDITS)
+    def _(edit_config, json_edits, byte_edits):
         changed = dict(members)
         if edit_config:
             changed["config.json"] = json.dumps(_mutate_json(config, json_edits)).encode()
         else:
             changed["model.weights.h5"] = _mutate_bytes(members["model.weights.h5"], byte_edits)
-        case = tempfile.mkdtemp(dir=work)
-        path = os.path.join(case, "m.keras")
         buf = io.BytesIO()
         with zipfile.ZipFile(buf, "w") as archive:
             for name, payload in changed.items():
                 archive.writestr(name, payload)
-        with open(path, "wb") as f:
-            f.write(buf.getvalue())
-        _convert(path, case, input_format="keras_keras")
-        shutil.rmtree(case)
-
-    run()
-    budget.check_rss()
-    assert budget.examples >= 10
+        _convert_bytes(work, "m.keras", buf.getvalue(), input_format="keras_keras")
