@@ -7,10 +7,12 @@ not an if/elif chain.
 
 import dataclasses
 import os
+import re
 from typing import Callable, Dict, List, Tuple
 
 from converter import request as rq
-from converter.errors import InvalidModelError, UnsupportedLayerError, UsageError
+from converter.errors import (InvalidModelError, UnsupportedLayerError, UnsupportedOpError,
+                              UsageError)
 from converter.model import LayersModel
 from converter.output import atomic_directory, atomic_file
 from converter.readers.detect import detect_input_format
@@ -343,8 +345,28 @@ def _graph_input_saved_model(request: rq.ConversionRequest, directory: str) -> i
     return num_weights
 
 
-def _write_from_graph_model(request: rq.ConversionRequest, out_fmt: str) -> int:
-    """tflite / onnx of a graph model: its SavedModel in a temp dir, then that writer."""
+def _graph_input_static_lists_saved_model(request: rq.ConversionRequest, directory: str) -> bool:
+    """The graph model's SavedModel with ``tflite_batch_size`` in its TensorList element
+    shapes (converter/graph/tensor_lists.py) into ``directory``; False if none had a
+    dynamic batch (nothing written)."""
+    from converter.graph.tensor_lists import static_element_shapes
+    from converter.graph.to_saved_model import write_saved_model
+    from converter.readers.tfjs_graph import read_tfjs_graph
+    model, _ = static_element_shapes(read_tfjs_graph(request.input_path),
+                                     request.tflite_batch_size)
+    if model is None:
+        return False
+    write_saved_model(model, directory)
+    return True
+
+
+# A TensorList op named in the TFLite refusal's list ("TensorListReserve (node ...").
+_TENSOR_LIST_OP = re.compile(r"\bTensorList\w* \(node ")
+
+
+def _write_from_graph_model(request: rq.ConversionRequest, out_fmt: str) -> Tuple[int, str]:
+    """tflite / onnx of a graph model: its SavedModel in a temp dir, then that writer.
+    Returns the number of weights and what was checked ("" for nothing)."""
     import tempfile
     if out_fmt == rq.TFLITE:
         from converter.writers.tflite import write_tflite as write
@@ -357,8 +379,47 @@ def _write_from_graph_model(request: rq.ConversionRequest, out_fmt: str) -> int:
         # file's bytes (converter/writers/isolated.py).
         num_weights = isolated.call("converter.api", "_graph_input_saved_model", request,
                                     saved_model)
-        write(saved_model, request.output_path, request)
-    return num_weights
+        try:
+            write(saved_model, request.output_path, request)
+        except UnsupportedOpError as refused:
+            if out_fmt != rq.TFLITE or request.tflite_select_tf_ops:
+                raise
+            if request.tflite_batch_size is None:
+                if _TENSOR_LIST_OP.search(str(refused)):
+                    raise UnsupportedOpError(
+                        "%s; or fix the batch (--tflite_batch_size, batch_size on tflite_model), which gives "
+                        "RNN loops static TensorList shapes (TFLite builtins)" % refused) from None
+                raise
+            return num_weights, _write_tflite_static_lists(request, saved_model, refused)
+    return num_weights, ""
+
+
+def _write_tflite_static_lists(request: rq.ConversionRequest, reference: str,
+                               refused: UnsupportedOpError) -> str:
+    """A graph model's ``.tflite`` with the fixed batch written into its TensorList element
+    shapes, kept only if LiteRT then reproduces TensorFlow on ``reference`` (the
+    SavedModel as read); otherwise ``refused`` stands, saying why. Returns what the
+    check measured."""
+    import tempfile
+    from converter.writers import isolated
+    from converter.writers.tflite import MismatchError, matches_saved_model, write_tflite
+    with tempfile.TemporaryDirectory(prefix="tfjs_graph_static_lists_") as patched:
+        if not isolated.call("converter.api", "_graph_input_static_lists_saved_model", request,
+                             patched):
+            raise refused
+        check = matches_saved_model(reference, request.tflite_batch_size,
+                                    request.quantize_float16 is not None)
+        try:
+            summary = write_tflite(patched, request.output_path, request, check=check)
+        except UnsupportedOpError:
+            raise refused from None
+        except MismatchError as e:
+            raise UnsupportedOpError(
+                "%s; with the batch fixed to %d, static TensorList element shapes convert but "
+                "%s, so they are not used" % (refused, request.tflite_batch_size, e.why)
+            ) from None
+    return "TensorList element shapes given the batch %d (TFLite builtins then); %s" % (
+        request.tflite_batch_size, summary)
 
 
 def _convert_graph_back(request: rq.ConversionRequest, in_fmt: str,
@@ -367,9 +428,10 @@ def _convert_graph_back(request: rq.ConversionRequest, in_fmt: str,
     if out_fmt == rq.TF_SAVED_MODEL:
         with atomic_directory(request.output_path, saved_model=True) as tmp:
             num_weights = _graph_input_saved_model(request, tmp)
+        checked = ""
     else:
-        num_weights = _write_from_graph_model(request, out_fmt)
-    return ConversionResult(in_fmt, out_fmt, request.output_path, num_weights, 1)
+        num_weights, checked = _write_from_graph_model(request, out_fmt)
+    return ConversionResult(in_fmt, out_fmt, request.output_path, num_weights, 1, checked)
 
 
 def _convert_layers_to_saved_model(request: rq.ConversionRequest, in_fmt: str,

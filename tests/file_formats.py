@@ -59,6 +59,8 @@ class Case:
 # TFLite lowers TensorList ops (the RNN loop Keras writes) to builtins only
 # when each list's element shape is a constant; Keras's LSTM over a dynamic
 # batch builds it as [-1, units] and the TF.js graph carries that constant.
+# Refused without --tflite_batch_size; with it the converter fixes the shapes
+# (tests/test_tflite_output.py test_rnn_loops_with_a_fixed_batch_take_builtins).
 _LSTM_TFLITE = ("cannot convert to TFLite: 1 op(s) need TensorFlow kernels, not TFLite "
                 "builtins: TensorListReserve (node graph/StatefulPartitionedCall/")
 # The SavedModel of a graph model with lowered (v1) loops keeps them in a

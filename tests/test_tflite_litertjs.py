@@ -23,9 +23,12 @@ from test_graph_input_published import published_models  # noqa: F401  (fixture)
 DYNAMIC_OUTPUTS = pytest.mark.xfail(
     strict=True, raises=lr.LiteRtJobError,
     reason="LiteRT.js cannot allocate outputs of a dynamic shape (while loop)")
-CASES = ["cnn_bn", "multi_io", "dict_outputs",
+# embedding_lstm-*: Keras LSTMs (while_v2 and lowered loops, int32 token inputs) whose
+# TensorLists get static element shapes from the fixed batch: TFLite builtins.
+CASES = ["cnn_bn", "multi_io", "dict_outputs", "embedding_lstm-cfv2", "embedding_lstm-lowered",
          pytest.param("while_cond-cfv2", marks=DYNAMIC_OUTPUTS)]
-CASE_IDS = ["cnn_bn", "multi_io", "dict_outputs", "while_cond-cfv2"]
+CASE_IDS = ["cnn_bn", "multi_io", "dict_outputs", "embedding_lstm-cfv2",
+            "embedding_lstm-lowered", "while_cond-cfv2"]
 
 
 @pytest.fixture(scope="module")

@@ -30,7 +30,8 @@ from converter.writers import tflite as wt
 from test_graph_input_published import published_models  # noqa: F401  (fixture)
 
 # Small cases the tests below use besides the parity ones.
-ALWAYS = ("multi_io", "dict_outputs", "embedding_lstm-cfv2", "hash_table", "while_cond-cfv2")
+ALWAYS = ("multi_io", "dict_outputs", "embedding_lstm-cfv2", "embedding_lstm-lowered",
+          "hash_table", "while_cond-cfv2")
 
 
 @pytest.fixture(scope="module")
@@ -238,7 +239,8 @@ def _previous(path: pathlib.Path) -> str:
 
 
 def test_ops_that_need_tf_kernels_are_refused_then_allowed(refs, tmp_path, capsys):
-    """An LSTM loop over a dynamic batch: TensorList ops, refused; Select TF ops allow them."""
+    """An LSTM loop over a dynamic batch: TensorList ops, refused (saying the batch would
+    help); Select TF ops allow them."""
     ref = refs["embedding_lstm-cfv2"]
     out = tmp_path / "model.tflite"
     before = _previous(out)
@@ -252,7 +254,9 @@ def test_ops_that_need_tf_kernels_are_refused_then_allowed(refs, tmp_path, capsy
         "tfjs_converter: error: %s: cannot convert to TFLite: 1 op(s) need TensorFlow kernels, "
         "not TFLite builtins: TensorListReserve (node %s); "
         "--tflite_select_tf_ops allows them (LiteRT.js and LiteRT builds without the Flex "
-        "delegate cannot run it)\n" % (ref.graph, node)), err
+        "delegate cannot run it); or fix the batch (--tflite_batch_size, batch_size on "
+        "tflite_model), which gives RNN loops static TensorList shapes (TFLite builtins)\n"
+        % (ref.graph, node)), err
     assert _sha(out) == before
     code, err = _cli(capsys, "--output_format=tflite", "--tflite_select_tf_ops",
                      "--tflite_batch_size=3", ref.graph, out)
@@ -261,6 +265,48 @@ def test_ops_that_need_tf_kernels_are_refused_then_allowed(refs, tmp_path, capsy
                    "builds without the Flex delegate cannot run it\n" % out)
     assert _flex_ops(out.read_bytes()) == ["FlexTensorListReserve", "FlexTensorListSetItem",
                                            "FlexTensorListStack"]
+
+
+@pytest.mark.parametrize("case_id", ["embedding_lstm-cfv2", "embedding_lstm-lowered"])
+def test_rnn_loops_with_a_fixed_batch_take_builtins(refs, tmp_path, capsys, case_id):
+    """--tflite_batch_size gives the TensorLists of an LSTM (while_v2 or lowered loop) static
+    element shapes: TFLite builtins only, checked against TensorFlow by the converter and
+    here against TF.js; without the check passing it would be refused (next test)."""
+    ref = refs[case_id]
+    batch = ref.inputs[next(iter(ref.inputs))].shape[0]
+    out = tmp_path / "model.tflite"
+    code, err = _cli(capsys, "--output_format=tflite", "--tflite_batch_size=%d" % batch,
+                     ref.graph, out)
+    assert (code, err) == (0, ""), err
+    assert _flex_ops(out.read_bytes()) == []
+    got = ff.run_tflite(out, ff.saved_model_inputs(ref.inputs))
+    error = ff.compare("%s batch %d: .tflite (builtins) vs TF.js" % (case_id, batch), got,
+                       ref.expected)
+    result = api.convert(str(ref.graph), str(out), output_format="tflite",
+                         tflite_batch_size=batch)
+    assert result.verification.startswith(
+        "TensorList element shapes given the batch %d (TFLite builtins then); LiteRT vs "
+        "TensorFlow at batch %d: max abs error " % (batch, batch)), result.verification
+    print("%s: builtins at batch %d, max abs error vs TF.js %.3g; %s"
+          % (case_id, batch, error, result.verification))
+
+
+def test_static_lists_that_do_not_reproduce_tensorflow_are_refused(refs, tmp_path, capsys,
+                                                                    monkeypatch):
+    """The static element shapes are kept only when LiteRT reproduces TensorFlow: with the
+    check's tolerance made impossible, the conversion is refused, the previous output kept."""
+    ref = refs["embedding_lstm-cfv2"]
+    monkeypatch.setattr(wt, "_MATCH_TOLERANCE", {False: (-1.0, 0.0), True: (-1.0, 0.0)})
+    out = tmp_path / "model.tflite"
+    before = _previous(out)
+    code, err = _cli(capsys, "--output_format=tflite", "--tflite_batch_size=3", ref.graph, out)
+    assert code == 1 and err.count("\n") == 1, err
+    assert err.startswith("tfjs_converter: error: %s: cannot convert to TFLite: 1 op(s) need "
+                          "TensorFlow kernels" % ref.graph), err
+    assert ("; with the batch fixed to 3, static TensorList element shapes convert but do not "
+            "reproduce TensorFlow on output ") in err, err
+    assert err.endswith(", over -1 + 0|y|), so they are not used\n"), err
+    assert _sha(out) == before
 
 
 def _flex_ops(data: bytes):
@@ -325,12 +371,14 @@ _CONVERT_CHILD = ("import json, sys; from converter import api; "
     ("multi_io", {"tflite_batch_size": 2}),
     ("hash_table", {}),
     ("embedding_lstm-cfv2", {"tflite_select_tf_ops": True, "tflite_batch_size": 3}),
-], ids=["multi_io", "multi_io-batch2", "hash_table", "lstm-flex"])
+    ("embedding_lstm-lowered", {"tflite_batch_size": 3}),
+], ids=["multi_io", "multi_io-batch2", "hash_table", "lstm-flex", "lstm-static-lists"])
 def test_tflite_is_byte_reproducible(refs, tmp_path, case_id, options):
     """Two runs in one process (the worker), a fresh process, and another checkout's path.
 
     hash_table: TensorFlow's table initializers carry process-wide counters;
-    lstm-flex: Flex ops embed NodeDefs whose attr maps serialize in hash order.
+    lstm-flex: Flex ops embed NodeDefs whose attr maps serialize in hash order;
+    lstm-static-lists: refused, then converted again with static TensorList shapes.
     """
     ref = refs[case_id]
     other = tmp_path / "elsewhere" / "checkout" / "graph"

@@ -447,6 +447,85 @@ def dynamic_outputs(data: bytes) -> List[Tuple[str, List[int]]]:
     return [(k, s) for k, s in _signature_shapes(data, "Outputs") if -1 in s]
 
 
+class MismatchError(ConversionError):
+    """A ``.tflite`` computes something other than the SavedModel it came from."""
+
+    def __init__(self, message: str, why: str):
+        super().__init__(message)
+        self.why = why
+
+
+# What matches_saved_model allows: float32 weights reproduce TensorFlow to
+# rounding; float16 ones (--quantize_float16) are off by their rounding, far
+# below what a wrong shape gives (other elements, zeros, or a run-time error).
+_MATCH_TOLERANCE = {False: (1e-4, 1e-4), True: (1e-2, 1e-2)}
+_MATCH_SEED = 20261207
+
+
+def matches_saved_model(saved_model_dir: str, batch: int, float16: bool,
+                        signature_key: str = SIGNATURE_KEY) -> Check:
+    """A check (see write_tflite) that runs the ``.tflite`` in LiteRT's interpreter and
+    the SavedModel's signature in TensorFlow on the same seeded inputs (batch
+    ``batch``, other unknown dimensions 8; floats standard normal, integers in
+    [0, 8)) and raises MismatchError unless every output matches within
+    ``_MATCH_TOLERANCE`` (abs + rel of TensorFlow's value; NaN where TensorFlow
+    has NaN). Returns a one-line summary.
+    """
+    def check(path: str) -> str:
+        import numpy as np
+        import tensorflow as tf
+        from ai_edge_litert.interpreter import Interpreter
+        function = tf.saved_model.load(saved_model_dir).signatures[signature_key]
+        specs = function.structured_input_signature[1]
+        rng = np.random.default_rng(_MATCH_SEED)
+        inputs = {}
+        for key in sorted(specs):
+            spec = specs[key]
+            dims = spec.shape.as_list() if spec.shape.rank is not None else []
+            shape = [(batch if i == 0 else 8) if d is None else d for i, d in enumerate(dims)]
+            dtype = spec.dtype.as_numpy_dtype
+            if spec.dtype.is_floating:
+                inputs[key] = rng.standard_normal(shape).astype(dtype)
+            elif spec.dtype.is_integer or spec.dtype.is_bool:
+                inputs[key] = rng.integers(0, 8, shape).astype(dtype)
+            else:
+                raise MismatchError("%s: cannot check the .tflite: input %s is %s"
+                                    % (path, key, spec.dtype.name),
+                                    "cannot be checked (input %s is %s)" % (key, spec.dtype.name))
+        try:
+            want = {k: v.numpy() for k, v in function(**{k: tf.constant(v)
+                                                         for k, v in inputs.items()}).items()}
+            with native_stderr_silenced():  # LiteRT's "Created ... XNNPACK delegate" line
+                got = Interpreter(model_path=path).get_signature_runner(signature_key)(**inputs)
+        except (ValueError, RuntimeError, tf.errors.OpError) as e:
+            why = "do not run (%s)" % _first_line(e)
+            raise MismatchError("%s: %s" % (path, why), why) from None
+        atol, rtol = _MATCH_TOLERANCE[float16]
+        worst = 0.0
+        for key in sorted(want):
+            w = np.asarray(want[key])
+            g = np.asarray(got.get(key)) if key in got else None
+            if g is None or g.shape != w.shape:
+                why = "give output %s the shape %s, TensorFlow %s" % (
+                    key, None if g is None else list(g.shape), list(w.shape))
+                raise MismatchError("%s: %s" % (path, why), why)
+            if w.dtype.kind not in "fc":
+                ok = np.array_equal(g, w)
+                error = 0.0 if ok else float("inf")
+            else:
+                w64, g64 = w.astype(np.float64), g.astype(np.float64)
+                ok = bool(np.all(np.isclose(g64, w64, rtol=rtol, atol=atol, equal_nan=True)))
+                finite = np.isfinite(w64) & np.isfinite(g64)
+                error = float(np.max(np.abs(g64 - w64)[finite])) if finite.any() else 0.0
+            if not ok:
+                why = ("do not reproduce TensorFlow on output %s (max abs error %.3g, over %g + "
+                       "%g|y|)" % (key, error, atol, rtol))
+                raise MismatchError("%s: %s" % (path, why), why)
+            worst = max(worst, error)
+        return "LiteRT vs TensorFlow at batch %d: max abs error %.3g" % (batch, worst)
+    return check
+
+
 def write_tflite(saved_model_dir: str, output_path: str, request: rq.ConversionRequest,
                  check: Optional[Check] = None, where: Optional[str] = None) -> str:
     """Writes the ``.tflite`` of a SavedModel to ``output_path`` (atomically).
@@ -477,7 +556,8 @@ def write_tflite(saved_model_dir: str, output_path: str, request: rq.ConversionR
              "dimension (from a [1, ...] buffer too): convert with --tflite_batch_size=1 "
              "(or the batch you run) for LiteRT.js"
              % (output_path, ", ".join("%s %s" % (n, s) for n, s in dynamic)))
-    elif not dynamic and dynamic_outputs(data):
+    flex = request.tflite_select_tf_ops and _uses_flex(data)
+    if not dynamic and not flex and dynamic_outputs(data):
         # Every input fixed, yet an output's shape is computed at run time (a
         # while loop's result, NMS): LiteRT.js 2.5 allocates output buffers from
         # the static shapes and fails at run time (litert_tensor_buffer.h).
@@ -485,7 +565,7 @@ def write_tflite(saved_model_dir: str, output_path: str, request: rq.ConversionR
              "fixed); LiteRT.js cannot allocate them and fails when run; LiteRT "
              "(ai-edge-litert) runs it"
              % (output_path, ", ".join("%s %s" % (n, s) for n, s in dynamic_outputs(data))))
-    if request.tflite_select_tf_ops and _uses_flex(data):
+    if flex:
         warn("%s uses Select TF ops (Flex); %s" % (output_path, _FLEX_WARNING))
     summary = ""
     with atomic_file(output_path) as tmp:
