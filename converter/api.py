@@ -454,7 +454,17 @@ def _convert_to_file_format(request: rq.ConversionRequest, in_fmt: str,
     else:
         from converter.writers.onnx import write_onnx as write
     with source_saved_model(request, in_fmt) as saved_model:
-        write(saved_model, request.output_path, request)
+        try:
+            write(saved_model, request.output_path, request)
+        except UnsupportedOpError as refused:
+            if (out_fmt == rq.TFLITE and in_fmt in (rq.KERAS, rq.KERAS_KERAS)
+                    and request.tflite_batch_size is None and not request.tflite_select_tf_ops
+                    and _TENSOR_LIST_OP.search(str(refused))):
+                raise UnsupportedOpError(
+                    "%s; or fix the batch (--tflite_batch_size, batch_size on tflite_model), "
+                    "so that Keras traces RNN loops with static TensorList shapes (TFLite "
+                    "builtins)" % refused) from None
+            raise
     return ConversionResult(in_fmt, out_fmt, request.output_path, 0, 1)
 
 

@@ -157,6 +157,35 @@ def test_keras_file_to_tflite_matches_keras(name, source_format, tmp_path):
     print("%s %s -> tflite: max abs error vs Keras %.3g" % (name, source_format, error))
 
 
+@pytest.mark.parametrize("source_format", ["keras3_keras", "keras2_h5"])
+def test_keras_lstm_to_tflite_takes_the_batch(source_format, tmp_path, capsys):
+    """A Keras LSTM file: refused without a batch (saying the batch would help); with
+    --tflite_batch_size Keras traces the loop with static TensorList shapes: builtins."""
+    version = zoo.SOURCE_FORMATS[source_format][0]
+    model = zoo.build_model("embedding_lstm", version)
+    exported = zoo.export_models(model, "embedding_lstm", version,
+                                 tmp_path / "src")[source_format]
+    out = tmp_path / "model.tflite"
+    code, err = _cli(capsys, "--output_format=tflite", exported.path, out)
+    assert code == 1 and err.count("\n") == 1, err
+    assert ": cannot convert to TFLite: 1 op(s) need TensorFlow kernels, not TFLite builtins: " \
+        "TensorListReserve (node " in err, err
+    assert err.endswith("; or fix the batch (--tflite_batch_size, batch_size on tflite_model), "
+                        "so that Keras traces RNN loops with static TensorList shapes (TFLite "
+                        "builtins)\n"), err
+    batch = exported.inputs[0].shape[0]
+    code, err = _cli(capsys, "--output_format=tflite", "--tflite_batch_size=%d" % batch,
+                     exported.path, out)
+    assert (code, err) == (0, ""), err
+    assert _flex_ops(out.read_bytes()) == []
+    in_keys, out_keys = wt.keras_signature_keys(model)
+    got = ff.run_tflite(out, dict(zip(in_keys, exported.inputs)))
+    error = ff.compare("embedding_lstm %s batch %d: .tflite vs Keras" % (source_format, batch),
+                       got, dict(zip(out_keys, exported.expected)))
+    print("embedding_lstm %s -> tflite at batch %d: builtins, max abs error vs Keras %.3g"
+          % (source_format, batch, error))
+
+
 def test_saved_model_to_tflite_matches_tfjs(refs, tmp_path):
     """The SavedModel our graph model came from, converted directly."""
     ref = refs["dict_outputs"]

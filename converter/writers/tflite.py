@@ -613,11 +613,15 @@ def keras_signature_keys(model) -> Tuple[List[str], List[str]]:
     return in_keys, _unique_keys(out_names, "output")
 
 
-def export_keras_saved_model(keras_path: str, directory: str) -> None:
+def export_keras_saved_model(keras_path: str, directory: str,
+                             batch: Optional[int] = None) -> None:
     """Exports a Keras ``.h5`` / ``.keras`` file as a SavedModel with a ``serving_default``.
 
     Keys as ``keras_signature_keys`` names them. The model is loaded by the
-    Keras that wrote it (converter.graph.keras).
+    Keras that wrote it (converter.graph.keras). ``batch`` (``tflite_batch_size``)
+    fixes every unknown batch dimension in the traced signature, so what Keras
+    builds from the batch is static too (an RNN's TensorList element shapes,
+    which TFLite needs to lower them to builtins).
     """
     import tensorflow as tf
     from converter.graph.keras import load_keras_model
@@ -625,7 +629,14 @@ def export_keras_saved_model(keras_path: str, directory: str) -> None:
         model = load_keras_model(keras_path)
     inputs = list(model.inputs)
     in_keys, out_keys = keras_signature_keys(model)
-    specs = {k: tf.TensorSpec(t.shape, t.dtype, name=k) for k, t in zip(in_keys, inputs)}
+
+    def shape(t):
+        dims = list(t.shape)
+        if batch is not None and dims and dims[0] is None:
+            dims[0] = batch
+        return dims
+
+    specs = {k: tf.TensorSpec(shape(t), t.dtype, name=k) for k, t in zip(in_keys, inputs)}
 
     def serve(**kwargs):
         args = [kwargs[k] for k in in_keys]
@@ -654,5 +665,5 @@ def source_saved_model(request: rq.ConversionRequest, in_fmt: str) -> Iterator[s
         raise UsageError("converting %s to a TFLite/ONNX file is not supported" % in_fmt)
     with tempfile.TemporaryDirectory(prefix="tfjs_keras_saved_model_") as tmp:
         directory = os.path.join(tmp, "saved_model")
-        export_keras_saved_model(request.input_path, directory)
+        export_keras_saved_model(request.input_path, directory, request.tflite_batch_size)
         yield directory
