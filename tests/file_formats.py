@@ -149,7 +149,7 @@ def compare(what: str, got: Dict[str, np.ndarray], want: Dict[str, np.ndarray]) 
     return _compare(what, got, want)
 
 
-def _module_params(request, name: str) -> List[object]:
+def module_params(request, name: str) -> List[object]:
     """The values of parameter ``name`` over the calling module's selected tests."""
     out = []
     for item in request.session.items:
@@ -163,7 +163,7 @@ def _module_params(request, name: str) -> List[object]:
 def case_references(request, tmp: pathlib.Path, always=()) -> Dict[str, Reference]:
     """References of the cases the calling module's selected tests take as ``case``, plus
     ``always`` (case ids other tests of the module use), all in one TF.js process."""
-    wanted = [c for c in _module_params(request, "case") if isinstance(c, Case)]
+    wanted = [c for c in module_params(request, "case") if isinstance(c, Case)]
     wanted += [CASES[i] for i in always if CASES[i] not in wanted]
     return references(wanted, tmp)
 
@@ -217,7 +217,7 @@ def published_references(request, published_models: pathlib.Path,
     ``published``, all in one TF.js process."""
     specs = {p.name: p for p in tp.PUBLISHED}
     runs: List[Tuple[str, pathlib.Path, Dict[str, np.ndarray], List[str]]] = []
-    for name in sorted(_module_params(request, "published")):
+    for name in sorted(module_params(request, "published")):
         model_dir = tp._model_dir(published_models, name, tmp)
         runs.append((name, model_dir, tp._inputs(model_dir), tp._output_keys(model_dir)))
     results = tfjs_node.run_jobs([

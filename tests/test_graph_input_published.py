@@ -98,7 +98,9 @@ def published_models(tmp_path_factory) -> pathlib.Path:
     if npm is None:
         pytest.skip("npm is not installed: the published-model tier needs it")
     root = tmp_path_factory.mktemp("published_models")
-    for name in ("package.json", "package-lock.json"):
+    # .npmrc: legacy-peer-deps (nsfwjs names @tensorflow/tfjs as a peer; only its
+    # model files are used, so no TF.js is installed here).
+    for name in ("package.json", "package-lock.json", ".npmrc"):
         shutil.copy(PACKAGE_DIR / name, root / name)
     proc = subprocess.run([npm, "ci", "--ignore-scripts", "--no-audit", "--no-fund"],
                           cwd=str(root), capture_output=True, text=True, timeout=1200)

@@ -328,6 +328,24 @@ def _valid_function_node_names(func) -> None:
         func.control_ret[key] = rename(func.control_ret[key])
 
 
+def _drop_control_inputs_from_placeholders(graph_def) -> None:
+    """Removes every ``^placeholder`` control input of the graph.
+
+    Converters of the 1.x era kept the control edges TensorFlow's function
+    inlining adds (``Func/StatefulPartitionedCall/input/_263``, a Const, after
+    ``^input``). A Placeholder computes nothing, so the edge orders nothing; but
+    importing the graph with the Placeholder's tensor mapped to the signature's
+    argument leaves the control edge on the imported, unfed Placeholder, and
+    TensorFlow cannot prune the signature out of that graph (UnliftableError).
+    """
+    placeholders = {"^" + n.name for n in graph_def.node if n.op == "Placeholder"}
+    for node in graph_def.node:
+        if any(ref in placeholders for ref in node.input):
+            kept = [ref for ref in node.input if ref not in placeholders]
+            del node.input[:]
+            node.input.extend(kept)
+
+
 def to_tensorflow_ops(model: GraphModel) -> GraphModel:
     """Rewrites the TF.js-only ops of every graph and function into TensorFlow ops.
 
@@ -341,6 +359,7 @@ def to_tensorflow_ops(model: GraphModel) -> GraphModel:
     if rewriter.rewrite():
         del graph_def.node[:]
         graph_def.node.extend(rewriter.out)
+    _drop_control_inputs_from_placeholders(graph_def)
     _constants_into_frames(graph_def)
     for func in graph_def.library.function:
         rewriter = _Rewriter(list(func.node_def), "%s: function %s" % (where, func.signature.name))
@@ -406,6 +425,10 @@ def _table_of(model: GraphModel, resource_id: str, where: str):
     return table.attr["key_dtype"].type, table.attr["value_dtype"].type, arrays[0], arrays[1]
 
 
+def _first_line(error: BaseException) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
+
+
 def _zero(dtype):
     import tensorflow as tf
     return "" if dtype == tf.string else tf.zeros([], dtype)
@@ -424,6 +447,7 @@ def write_saved_model(model: GraphModel, directory: str) -> None:
     """
     import tensorflow as tf
     from tensorflow.python.framework import tensor_util
+    from tensorflow.python.ops.op_selector import UnliftableError
     where = model.source or "model"
     model = to_tensorflow_ops(model)
     graph_def = model.graph_def
@@ -493,8 +517,9 @@ def write_saved_model(model: GraphModel, directory: str) -> None:
             feeds=list(wrapped.graph.inputs[:len(specs)]),
             fetches={k: wrapped.graph.get_tensor_by_name(t.name)
                      for k, t in wrapped.structured_outputs.items()})
-    except (ValueError, TypeError, KeyError, tf.errors.OpError) as e:
-        raise InvalidModelError("%s: TensorFlow cannot import the graph: %s" % (where, e)) from None
+    except (ValueError, TypeError, KeyError, tf.errors.OpError, UnliftableError) as e:
+        raise InvalidModelError("%s: TensorFlow cannot import the graph: %s"
+                                % (where, _first_line(e))) from None
     root.serve = concrete
     try:
         tf.saved_model.save(root, directory, signatures={"serving_default": concrete})
