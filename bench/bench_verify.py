@@ -84,27 +84,20 @@ TARGETS = [
 ]
 
 _BUILD_SCRIPT = r"""
+import os
 import sys
 import keras
 import numpy as np
 
-model_name, out = sys.argv[1:3]
+model_name, out, root = sys.argv[1:4]
+sys.path[:0] = [root, os.path.join(root, "tests")]
+from graph_helpers import randomize_batch_norms
+
 keras.utils.set_random_seed(0)
 build = {"mobilenet_v2": keras.applications.MobileNetV2,
          "resnet50": keras.applications.ResNet50}[model_name]
 model = build(weights=None, input_shape=(224, 224, 3))
-rng = np.random.RandomState(0)
-for layer in model.layers:
-    if type(layer).__name__ != "BatchNormalization":
-        continue
-    values = []
-    for weight in layer.weights:
-        shape = tuple(weight.shape)
-        if "variance" in weight.path or "gamma" in weight.path:
-            values.append(rng.uniform(0.5, 1.5, shape).astype(np.float32))
-        else:
-            values.append(rng.uniform(-0.5, 0.5, shape).astype(np.float32))
-    layer.set_weights(values)
+randomize_batch_norms(model, seed=0)
 x = np.random.default_rng(0).standard_normal((2, 224, 224, 3)).astype(np.float32)
 y = np.asarray(model(x, training=False))
 if not np.ptp(y) > 0:
@@ -190,7 +183,7 @@ def build_sources(models):
         if os.path.exists(path):
             continue
         tmp = path[:-len(".keras")] + ".tmp.keras"  # Keras wants the .keras suffix
-        subprocess.run([sys.executable, "-c", _BUILD_SCRIPT, model, tmp],
+        subprocess.run([sys.executable, "-c", _BUILD_SCRIPT, model, tmp, ROOT],
                        check=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
         os.rename(tmp, path)
 

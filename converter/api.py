@@ -364,6 +364,14 @@ def _graph_input_static_lists_saved_model(request: rq.ConversionRequest, directo
 _TENSOR_LIST_OP = re.compile(r"\bTensorList\w* \(node ")
 
 
+def _with_batch_hint(refused: UnsupportedOpError, effect: str) -> UnsupportedOpError:
+    """``refused`` saying that a fixed batch would help, when it names a TensorList op."""
+    if not _TENSOR_LIST_OP.search(str(refused)):
+        return refused
+    return UnsupportedOpError("%s; or fix the batch (--tflite_batch_size, batch_size on "
+                              "tflite_model), %s (TFLite builtins)" % (refused, effect))
+
+
 def _write_from_graph_model(request: rq.ConversionRequest, out_fmt: str) -> Tuple[int, str]:
     """tflite / onnx of a graph model: its SavedModel in a temp dir, then that writer.
     Returns the number of weights and what was checked ("" for nothing)."""
@@ -385,11 +393,8 @@ def _write_from_graph_model(request: rq.ConversionRequest, out_fmt: str) -> Tupl
             if out_fmt != rq.TFLITE or request.tflite_select_tf_ops:
                 raise
             if request.tflite_batch_size is None:
-                if _TENSOR_LIST_OP.search(str(refused)):
-                    raise UnsupportedOpError(
-                        "%s; or fix the batch (--tflite_batch_size, batch_size on tflite_model), which gives "
-                        "RNN loops static TensorList shapes (TFLite builtins)" % refused) from None
-                raise
+                raise _with_batch_hint(refused, "which gives RNN loops static TensorList "
+                                       "shapes") from None
             return num_weights, _write_tflite_static_lists(request, saved_model, refused)
     return num_weights, ""
 
@@ -458,12 +463,9 @@ def _convert_to_file_format(request: rq.ConversionRequest, in_fmt: str,
             write(saved_model, request.output_path, request)
         except UnsupportedOpError as refused:
             if (out_fmt == rq.TFLITE and in_fmt in (rq.KERAS, rq.KERAS_KERAS)
-                    and request.tflite_batch_size is None and not request.tflite_select_tf_ops
-                    and _TENSOR_LIST_OP.search(str(refused))):
-                raise UnsupportedOpError(
-                    "%s; or fix the batch (--tflite_batch_size, batch_size on tflite_model), "
-                    "so that Keras traces RNN loops with static TensorList shapes (TFLite "
-                    "builtins)" % refused) from None
+                    and request.tflite_batch_size is None and not request.tflite_select_tf_ops):
+                raise _with_batch_hint(refused, "so that Keras traces RNN loops with static "
+                                       "TensorList shapes") from None
             raise
     return ConversionResult(in_fmt, out_fmt, request.output_path, 0, 1)
 

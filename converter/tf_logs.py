@@ -51,6 +51,27 @@ def is_noise(line: bytes) -> bool:
     return severity in (b"I", b"W") or (severity == b"E" and bool(_CUDA_PROBE_FILES.match(source)))
 
 
+@contextlib.contextmanager
+def native_stderr_silenced() -> Iterator[None]:
+    """Discards what native code writes to fd 2 meanwhile (unlike ``quiet``, all of it).
+
+    For calls whose every native diagnostic is noise or also comes back in the
+    exception: TensorFlow's MLIR passes and absl (the TFLite converter), its C++
+    start-up before absl is initialized (Keras loading), LiteRT's delegate
+    notices; errors must stay one line. Python exceptions pass through.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(null)
+
+
 def quiet_environment() -> None:
     """Sets the environment TensorFlow reads at import; a no-op for a variable already set."""
     os.environ.setdefault(LOG_LEVEL_VAR, "3")

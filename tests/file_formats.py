@@ -18,6 +18,7 @@ Use::
 """
 
 import dataclasses
+import hashlib
 import pathlib
 from typing import Callable, Dict, List, Optional, Tuple
 
@@ -27,7 +28,7 @@ import pytest
 import test_graph_input_published as tp
 import test_graph_parity as gp
 import tfjs_node
-from converter import api
+from converter import api, cli
 from converter.graph.to_saved_model import signature_key
 from test_graph_input import GRAPH_INPUT, _compare
 
@@ -147,6 +148,17 @@ def run_onnx(path: pathlib.Path, inputs: Dict[str, np.ndarray]) -> Dict[str, np.
 def compare(what: str, got: Dict[str, np.ndarray], want: Dict[str, np.ndarray]) -> float:
     """Asserts ``got`` matches the TF.js reference ``want``; returns the max abs error."""
     return _compare(what, got, want)
+
+
+def sha256(path: pathlib.Path) -> str:
+    return hashlib.sha256(pathlib.Path(path).read_bytes()).hexdigest()
+
+
+def run_cli(capsys, *args) -> Tuple[int, str]:
+    """``(exit code, stderr)`` of the CLI on ``args`` (stringified), output captured."""
+    capsys.readouterr()
+    code = cli.main([str(a) for a in args])
+    return code, capsys.readouterr().err
 
 
 def module_params(request, name: str) -> List[object]:

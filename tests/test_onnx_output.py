@@ -8,7 +8,6 @@ crosses it), refusals as one line with exit 1 and the previous output intact,
 and byte-reproducibility across runs, processes and paths.
 """
 
-import hashlib
 import pathlib
 import shutil
 import subprocess
@@ -43,14 +42,7 @@ def small(refs) -> ff.Reference:
     return refs["multi_io"]
 
 
-def _sha(path: pathlib.Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def _cli(capsys, *args):
-    capsys.readouterr()
-    code = cli.main([str(a) for a in args])
-    return code, capsys.readouterr().err
+_sha, _cli = ff.sha256, ff.run_cli
 
 
 def _opsets(path: pathlib.Path) -> Dict[str, int]:

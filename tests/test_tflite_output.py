@@ -9,7 +9,6 @@ previous output intact, the dynamic-batch warning and ``--tflite_batch_size``,
 ``--quantize_float16``, and byte-reproducibility across runs and paths.
 """
 
-import hashlib
 import json
 import pathlib
 import shutil
@@ -45,14 +44,7 @@ def small(refs) -> ff.Reference:
     return refs["multi_io"]
 
 
-def _sha(path: pathlib.Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def _cli(capsys, *args):
-    capsys.readouterr()
-    code = cli.main([str(a) for a in args])
-    return code, capsys.readouterr().err
+_sha, _cli = ff.sha256, ff.run_cli
 
 
 # -- parity with TF.js --------------------------------------------------------------------

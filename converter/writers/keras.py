@@ -46,13 +46,11 @@ in a fixed order, a fixed date and no ``date_saved``.
 TensorFlow nor Keras; building and saving import Keras (TensorFlow backend).
 """
 
-import contextlib
 import dataclasses
 import json
 import os
 import re
 import shutil
-import sys
 import tempfile
 import zipfile
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
@@ -63,6 +61,7 @@ import numpy as np
 from converter.errors import (ConversionError, InvalidModelError, UnsupportedLayerError,
                               UsageError)
 from converter.model import LayersModel
+from converter.tf_logs import native_stderr_silenced
 from converter.weights import format as wf
 from converter.weights.quantize import dequantize_tensor
 
@@ -140,7 +139,7 @@ def build_keras_model(model: LayersModel):
     from converter.readers.tfjs_topology import check_weight_shapes
     check_weight_shapes(model)
     translated = translate(model)
-    with _native_stderr_silenced():
+    with native_stderr_silenced():
         keras = _import_keras()
         try:
             keras_model = keras.saving.deserialize_keras_object(translated.config,
@@ -163,27 +162,6 @@ def _import_keras():
             "with TensorFlow, which cannot be imported here (%s); install tensorflow and keras "
             "from requirements_lock.txt" % _one_line(e)) from None
     return keras
-
-
-@contextlib.contextmanager
-def _native_stderr_silenced():
-    """Discards what native code writes to fd 2 meanwhile.
-
-    TensorFlow's C++ start-up (its import, then the first op: oneDNN and CUDA
-    notices) logs before absl is initialized, which no environment variable
-    of this TensorFlow turns off; errors must stay one line. Python exceptions
-    pass through unchanged.
-    """
-    sys.stderr.flush()
-    saved = os.dup(2)
-    null = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(null, 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(null)
 
 
 def _one_line(error: BaseException) -> str:

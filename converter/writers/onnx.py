@@ -35,9 +35,9 @@ from typing import Dict, List, Optional, Tuple
 from converter import request as rq
 from converter.errors import ConversionError, UnsupportedOpError, UsageError
 from converter.output import atomic_file
-from converter.writers.tflite import (SIGNATURE_KEY, Check, load_signature,
-                                      native_stderr_silenced, refuse_dtypes, saved_model_bytes,
-                                      tag_list)
+from converter.tf_logs import native_stderr_silenced
+from converter.writers.tflite import (SIGNATURE_KEY, Check, load_signature, refuse_dtypes,
+                                      saved_model_bytes, tag_list)
 
 DEFAULT_OPSET = 17
 MIN_OPSET = 9

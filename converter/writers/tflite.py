@@ -37,6 +37,7 @@ from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 from converter import request as rq
 from converter.errors import ConversionError, InvalidModelError, UnsupportedOpError, UsageError
 from converter.output import atomic_file
+from converter.tf_logs import native_stderr_silenced
 
 PROG = "tfjs_converter"
 SIGNATURE_KEY = "serving_default"
@@ -62,25 +63,6 @@ Check = Callable[[str], str]
 def warn(message: str) -> None:
     """One warning line on stderr (the CLI's and worker's convention for notices)."""
     print("%s: warning: %s" % (PROG, " ".join(message.split())), file=sys.stderr)
-
-
-@contextlib.contextmanager
-def native_stderr_silenced() -> Iterator[None]:
-    """Discards what native code (TensorFlow's MLIR passes, absl) writes to fd 2 meanwhile.
-
-    The converter's C++ side prints every diagnostic it also returns in the
-    exception; errors must stay one line. Python exceptions pass through.
-    """
-    sys.stderr.flush()
-    saved = os.dup(2)
-    null = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(null, 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(null)
 
 
 def tag_list(tags: str) -> Optional[List[str]]:
@@ -466,8 +448,8 @@ def matches_saved_model(saved_model_dir: str, batch: int, float16: bool,
                         signature_key: str = SIGNATURE_KEY) -> Check:
     """A check (see write_tflite) that runs the ``.tflite`` in LiteRT's interpreter and
     the SavedModel's signature in TensorFlow on the same seeded inputs (batch
-    ``batch``, other unknown dimensions 8; floats standard normal, integers in
-    [0, 8)) and raises MismatchError unless every output matches within
+    ``batch``; converter.verify.check.seeded_inputs: other unknown dimensions 8,
+    floats standard normal, integers in [0, 8)) and raises MismatchError unless every output matches within
     ``_MATCH_TOLERANCE`` (abs + rel of TensorFlow's value; NaN where TensorFlow
     has NaN). Returns a one-line summary.
     """
@@ -475,23 +457,23 @@ def matches_saved_model(saved_model_dir: str, batch: int, float16: bool,
         import numpy as np
         import tensorflow as tf
         from ai_edge_litert.interpreter import Interpreter
+        from converter.verify.check import InputSpec, seeded_inputs
         function = tf.saved_model.load(saved_model_dir).signatures[signature_key]
-        specs = function.structured_input_signature[1]
-        rng = np.random.default_rng(_MATCH_SEED)
-        inputs = {}
-        for key in sorted(specs):
-            spec = specs[key]
+        signature = function.structured_input_signature[1]
+        specs = []
+        for key in sorted(signature):
+            spec = signature[key]
+            if not (spec.dtype.is_floating or spec.dtype.is_integer or spec.dtype.is_bool):
+                why = "cannot be checked (input %s is %s)" % (key, spec.dtype.name)
+                raise MismatchError("%s: %s" % (path, why), why)
             dims = spec.shape.as_list() if spec.shape.rank is not None else []
-            shape = [(batch if i == 0 else 8) if d is None else d for i, d in enumerate(dims)]
-            dtype = spec.dtype.as_numpy_dtype
-            if spec.dtype.is_floating:
-                inputs[key] = rng.standard_normal(shape).astype(dtype)
-            elif spec.dtype.is_integer or spec.dtype.is_bool:
-                inputs[key] = rng.integers(0, 8, shape).astype(dtype)
-            else:
-                raise MismatchError("%s: cannot check the .tflite: input %s is %s"
-                                    % (path, key, spec.dtype.name),
-                                    "cannot be checked (input %s is %s)" % (key, spec.dtype.name))
+            if dims and dims[0] is None:
+                dims[0] = batch
+            kind = (np.float32 if spec.dtype.is_floating
+                    else np.bool_ if spec.dtype.is_bool else np.int32)
+            specs.append(InputSpec(key, kind, tuple(dims)))
+        inputs = {key: value.astype(signature[key].dtype.as_numpy_dtype)
+                  for key, value in seeded_inputs(specs, _MATCH_SEED).items()}
         try:
             want = {k: v.numpy() for k, v in function(**{k: tf.constant(v)
                                                          for k, v in inputs.items()}).items()}
